@@ -1,0 +1,482 @@
+"""The event bus: a hub process, event sources and durable subscribers.
+
+Every socket here is created by the process that uses it, inside that process.
+
+Wire protocol (multipart ZeroMQ messages; event frames are msgpack maps)::
+
+  source  -> hub  ingress  ROUTER: [HEADER, event, ...]        reply on end: [b"ack", U64]
+  durable -> hub  durable  ROUTER: [b"register", name]         reply: [b"confirm"]
+  hub -> durable                 : [b"events", SEQ, HEADER, event, ...] | [b"fin", U64]
+  durable -> hub                 : [b"done", report]
+  hub     -> live PUB            : [b"events", SEQ, HEADER, event, ...] | [b"progress", map]
+  driver  -> hub  control ROUTER : [request map]                reply: [reply map]
+
+HEADER carries the source's worker id, the worker sequence number (``wseq``) of
+the first event, the number of events, steps and episode ends in the message,
+and flags (END marks the source's last message). SEQ is the global sequence
+number the hub gave the first event; the events of a message get consecutive
+numbers. The hub forwards event frames untouched, so it never decodes them.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+
+from eventroll import codec
+from eventroll.errors import BusError, CodecError
+from eventroll.events import Event
+
+HEADER = struct.Struct("<BBiQIIII")  # version, flags, worker, first wseq, events, steps, ends, aborted
+SEQ = struct.Struct("<Q")
+U64 = struct.Struct("<Q")
+VERSION = 1
+FLAG_END = 1
+
+LINGER_MS = 2000
+SOURCE_HWM = 64  # messages queued per source before it blocks (backpressure)
+DURABLE_HWM = 256
+LIVE_HWM = 1000
+POLL_MS = 50
+PROGRESS_INTERVAL = 0.1
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the hub of one run listens."""
+
+    ingress: str
+    durable: str
+    live: str
+    control: str
+
+    @classmethod
+    def in_directory(cls, directory: str) -> "Endpoints":
+        """ipc endpoints in a (short) directory, one socket file each."""
+        return cls(*(f"ipc://{os.path.join(directory, name)}"
+                     for name in ("ingress", "durable", "live", "control")))
+
+
+@dataclass(frozen=True)
+class Header:
+    flags: int
+    worker: int
+    first_wseq: int
+    n_events: int
+    n_steps: int
+    n_episode_ends: int
+    n_aborted: int
+
+    @classmethod
+    def unpack(cls, data: bytes) -> "Header":
+        if len(data) != HEADER.size:
+            raise CodecError(f"message header has {len(data)} bytes, expected {HEADER.size}")
+        version, *rest = HEADER.unpack(data)
+        if version != VERSION:
+            raise CodecError(f"message header version {version}, expected {VERSION}")
+        return cls(*rest)
+
+    @property
+    def last_wseq(self) -> int:
+        return self.first_wseq + self.n_events - 1
+
+
+def _socket(ctx: zmq.Context, kind: int, **options: int) -> zmq.Socket:
+    sock = ctx.socket(kind)
+    sock.setsockopt(zmq.LINGER, LINGER_MS)
+    for name, value in options.items():
+        sock.setsockopt(getattr(zmq, name), value)
+    return sock
+
+
+def _poll_recv(sock: zmq.Socket, timeout: float) -> list[bytes] | None:
+    """Receive one multipart message, or None after ``timeout`` seconds."""
+    if sock.poll(int(timeout * 1000), zmq.POLLIN):
+        return sock.recv_multipart()
+    return None
+
+
+def _send(sock: zmq.Socket, frames: list[bytes], timeout: float, what: str) -> None:
+    """Send, blocking at most ``timeout`` seconds while the peer is behind."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            sock.send_multipart(frames, flags=zmq.NOBLOCK)
+            return
+        except zmq.Again:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BusError(f"{what}: the peer accepted nothing for {timeout:g} s") from None
+            sock.poll(min(int(remaining * 1000) + 1, 1000), zmq.POLLOUT)
+
+
+class Publisher:
+    """One source's sending side: batches encoded events and sends them to the hub.
+
+    ``add`` stamps the envelope and encodes; ``flush`` sends what is pending as
+    one message, blocking (up to ``stall_timeout``) while the hub is behind;
+    ``finish`` sends the last event with the END flag and waits for the hub's
+    acknowledgement, so nothing is lost when the process exits right after.
+    """
+
+    def __init__(self, endpoint: str, worker: int, *, stall_timeout: float = 120.0,
+                 ack_timeout: float = 60.0) -> None:
+        self.worker = worker
+        self._stall_timeout = stall_timeout
+        self._ack_timeout = ack_timeout
+        self._ctx = zmq.Context()
+        self._sock = _socket(self._ctx, zmq.DEALER, SNDHWM=SOURCE_HWM)
+        self._sock.connect(endpoint)
+        self._frames: list[bytes] = []
+        self._first_wseq = 0
+        self._next_wseq = 0
+        self._steps = 0
+        self._episode_ends = 0
+        self._aborted = 0
+        self.last_flush = time.monotonic()
+
+    @property
+    def next_wseq(self) -> int:
+        return self._next_wseq
+
+    @property
+    def pending(self) -> int:
+        return len(self._frames)
+
+    def add(self, event: Event) -> None:
+        event.worker = self.worker
+        event.wseq = self._next_wseq
+        event.time = time.time()
+        self._frames.append(codec.encode(event.to_record()))
+        self._next_wseq += 1
+        kind = event.KIND
+        if kind == "step.batch":
+            self._steps += event.n  # type: ignore[attr-defined]
+        elif kind == "episode.end":
+            self._episode_ends += 1
+            self._aborted += bool(event.aborted)  # type: ignore[attr-defined]
+
+    def flush(self, *, end: bool = False) -> None:
+        if not self._frames and not end:
+            return
+        header = HEADER.pack(VERSION, FLAG_END if end else 0, self.worker, self._first_wseq,
+                             len(self._frames), self._steps, self._episode_ends, self._aborted)
+        _send(self._sock, [header, *self._frames], self._stall_timeout,
+              f"worker {self.worker} sending to the hub")
+        self._first_wseq = self._next_wseq
+        self._frames = []
+        self._steps = self._episode_ends = self._aborted = 0
+        self.last_flush = time.monotonic()
+
+    def finish(self, last: Event) -> None:
+        """Send ``last`` as the end of this source's stream and wait for the ack."""
+        self.add(last)
+        last_wseq = self._next_wseq - 1
+        self.flush(end=True)
+        reply = _poll_recv(self._sock, self._ack_timeout)
+        if reply is None:
+            raise BusError(f"the hub did not acknowledge the end of worker {self.worker}'s stream "
+                           f"within {self._ack_timeout:g} s")
+        if reply != [b"ack", U64.pack(last_wseq)]:
+            raise BusError(f"the hub acknowledged worker {self.worker}'s stream with {reply!r:.80}")
+
+    def close(self) -> None:
+        self._sock.close()
+        self._ctx.term()
+
+
+@dataclass
+class _SourceState:
+    expected_wseq: int = 0
+    ended: bool = False
+
+
+@dataclass
+class HubReport:
+    """What the hub saw, returned to the driver when the run finishes."""
+
+    events: int = 0
+    steps: int = 0
+    episode_ends: int = 0
+    aborted: int = 0
+    sources: dict[int, dict[str, Any]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    rejected: int = 0
+    live_dropped: int = 0
+    durable: dict[str, Any] = field(default_factory=dict)
+
+    def to_map(self) -> dict[str, Any]:
+        return {"events": self.events, "steps": self.steps, "episode_ends": self.episode_ends,
+                "aborted": self.aborted,
+                "sources": {str(k): v for k, v in self.sources.items()}, "errors": self.errors,
+                "rejected": self.rejected, "live_dropped": self.live_dropped,
+                "durable": self.durable}
+
+
+class Hub:
+    """Receives from sources, stamps global sequence numbers, fans out.
+
+    Durable subscribers get every message (the hub blocks on them, and so the
+    sources block on the hub); the live PUB socket never blocks and may drop.
+    """
+
+    def __init__(self, endpoints: Endpoints, *, stall_timeout: float = 120.0,
+                 finish_timeout: float = 60.0) -> None:
+        self._stall_timeout = stall_timeout
+        self._finish_timeout = finish_timeout
+        self._ctx = zmq.Context()
+        self._ingress = _socket(self._ctx, zmq.ROUTER, RCVHWM=SOURCE_HWM)
+        self._durable = _socket(self._ctx, zmq.ROUTER, ROUTER_MANDATORY=1, SNDHWM=DURABLE_HWM)
+        self._live = _socket(self._ctx, zmq.PUB, SNDHWM=LIVE_HWM)
+        self._control = _socket(self._ctx, zmq.ROUTER)
+        for sock, endpoint in ((self._ingress, endpoints.ingress), (self._durable, endpoints.durable),
+                               (self._live, endpoints.live), (self._control, endpoints.control)):
+            sock.bind(endpoint)
+        self._subscribers: dict[bytes, str] = {}
+        self._sources: dict[int, _SourceState] = {}
+        self._seq = 0
+        self._report = HubReport()
+        self._finished = False
+        self._last_progress = 0.0
+
+    # -- the loop --------------------------------------------------------------
+    def serve(self) -> None:
+        poller = zmq.Poller()
+        for sock in (self._ingress, self._durable, self._control):
+            poller.register(sock, zmq.POLLIN)
+        try:
+            while not self._finished:
+                ready = dict(poller.poll(POLL_MS))
+                if self._control in ready:
+                    self._on_control(*self._control.recv_multipart())
+                if self._durable in ready:
+                    self._on_durable(self._durable.recv_multipart())
+                if self._ingress in ready:
+                    for _ in range(64):  # drain a burst, but keep control responsive
+                        try:
+                            self._on_ingress(self._ingress.recv_multipart(zmq.NOBLOCK))
+                        except zmq.Again:
+                            break
+                self._publish_progress()
+        finally:
+            for sock in (self._ingress, self._durable, self._live, self._control):
+                sock.close()
+            self._ctx.term()
+
+    def _on_ingress(self, frames: list[bytes]) -> None:
+        identity, payload = frames[0], frames[1:]
+        try:
+            header = Header.unpack(payload[0]) if payload else Header.unpack(b"")
+            if header.n_events != len(payload) - 1:
+                raise CodecError(f"header announces {header.n_events} events, message has "
+                                 f"{len(payload) - 1}")
+        except CodecError as exc:
+            self._reject(f"ingress: {exc}")
+            return
+        source = self._sources.setdefault(header.worker, _SourceState())
+        if source.ended:
+            self._reject(f"ingress: worker {header.worker} sent after the end of its stream")
+            return
+        if header.n_events and header.first_wseq != source.expected_wseq:
+            self._gap(header.worker, source.expected_wseq, header.first_wseq)
+        if header.n_events:
+            source.expected_wseq = header.last_wseq + 1
+            self._forward(payload)
+            self._report.steps += header.n_steps
+            self._report.episode_ends += header.n_episode_ends
+            self._report.aborted += header.n_aborted
+        if header.flags & FLAG_END:
+            source.ended = True
+            self._ingress.send_multipart([identity, b"ack", U64.pack(source.expected_wseq - 1)])
+
+    def _forward(self, payload: list[bytes]) -> None:
+        n_events = len(payload) - 1
+        frames = [b"events", SEQ.pack(self._seq), *payload]
+        self._seq += n_events
+        self._report.events += n_events
+        for identity in list(self._subscribers):
+            self._send_durable(identity, frames)
+        try:
+            self._live.send_multipart(frames, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self._report.live_dropped += 1
+
+    def _send_durable(self, identity: bytes, frames: list[bytes]) -> None:
+        name = self._subscribers[identity]
+        try:
+            _send(self._durable, [identity, *frames], self._stall_timeout,
+                  f"durable subscriber {name!r}")
+        except (BusError, zmq.ZMQError) as exc:
+            self._report.errors.append(f"durable subscriber {name!r} dropped: {exc}")
+            del self._subscribers[identity]
+
+    def _gap(self, worker: int, expected: int, got: int) -> None:
+        if got > expected:
+            message = f"worker {worker}: events wseq {expected}..{got - 1} missing"
+        else:
+            message = f"worker {worker}: events from wseq {got} repeated (expected {expected})"
+        self._report.errors.append(message)
+
+    def _reject(self, reason: str) -> None:
+        self._report.rejected += 1
+        if len(self._report.errors) < 100:
+            self._report.errors.append(f"rejected a malformed message ({reason})")
+
+    def _publish_progress(self) -> None:
+        now = time.monotonic()
+        if now - self._last_progress < PROGRESS_INTERVAL:
+            return
+        self._last_progress = now
+        progress = {"events": self._report.events, "steps": self._report.steps,
+                    "episode_ends": self._report.episode_ends, "aborted": self._report.aborted}
+        try:
+            self._live.send_multipart([b"progress", codec.encode(progress)], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+
+    # -- durable subscribers -------------------------------------------------------
+    def _on_durable(self, frames: list[bytes]) -> None:
+        identity, verb, *rest = frames + [b""] * (2 - len(frames))
+        if verb == b"register" and rest:
+            name = rest[0].decode("utf-8", "replace")
+            self._subscribers[identity] = name
+            self._durable.send_multipart([identity, b"confirm"])
+        else:
+            self._reject(f"durable: unexpected {verb!r:.40}")
+
+    def _finish_durables(self) -> None:
+        """Send FIN to every durable subscriber and collect their reports."""
+        waiting = dict(self._subscribers)
+        for identity in waiting:
+            self._send_durable(identity, [b"fin", U64.pack(self._seq)])
+        deadline = time.monotonic() + self._finish_timeout
+        while waiting and time.monotonic() < deadline:
+            frames = _poll_recv(self._durable, min(0.5, max(deadline - time.monotonic(), 0.0)))
+            if frames is None or len(frames) != 3 or frames[1] != b"done":
+                continue
+            name = waiting.pop(frames[0], None)
+            if name is not None:
+                try:
+                    self._report.durable[name] = codec.decode(frames[2])
+                except CodecError as exc:
+                    self._report.errors.append(f"durable subscriber {name!r}: bad report ({exc})")
+        for name in waiting.values():
+            self._report.errors.append(f"durable subscriber {name!r} did not finish within "
+                                       f"{self._finish_timeout:g} s")
+
+    # -- control ------------------------------------------------------------------
+    def _on_control(self, identity: bytes, request: bytes = b"", *_: bytes) -> None:
+        try:
+            command = codec.decode(request).get("cmd")
+        except (CodecError, AttributeError):
+            command = None
+        if command == "status":
+            reply = {**self._report.to_map(), "subscribers": sorted(self._subscribers.values())}
+        elif command == "finish":
+            self._finish_sources()
+            self._finish_durables()
+            self._finished = True
+            reply = self._report.to_map()
+        else:
+            reply = {"error": f"unknown control request {request!r:.60}"}
+        self._control.send_multipart([identity, codec.encode(reply)])
+
+    def _finish_sources(self) -> None:
+        for worker, state in sorted(self._sources.items()):
+            self._report.sources[worker] = {"last_wseq": state.expected_wseq - 1,
+                                            "ended": state.ended}
+            if not state.ended:
+                self._report.errors.append(f"worker {worker}: stream ended without its end marker "
+                                           f"after wseq {state.expected_wseq - 1}")
+
+
+def hub_main(endpoints: Endpoints, stall_timeout: float, finish_timeout: float) -> None:
+    """Process entry point of the hub."""
+    Hub(endpoints, stall_timeout=stall_timeout, finish_timeout=finish_timeout).serve()
+
+
+class HubClient:
+    """The driver's control connection to the hub."""
+
+    def __init__(self, endpoint: str) -> None:
+        self._ctx = zmq.Context()
+        self._sock = _socket(self._ctx, zmq.DEALER)
+        self._sock.connect(endpoint)
+
+    def request(self, cmd: str, timeout: float) -> dict[str, Any]:
+        self._sock.send(codec.encode({"cmd": cmd}))
+        reply = _poll_recv(self._sock, timeout)
+        if reply is None:
+            raise BusError(f"the hub did not answer {cmd!r} within {timeout:g} s")
+        return codec.decode(reply[0])
+
+    def close(self) -> None:
+        self._sock.close(linger=0)
+        self._ctx.term()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message as a durable subscriber receives it."""
+
+    first_seq: int
+    header: Header
+    frames: list[bytes]
+
+
+class DurableSubscription:
+    """A durable subscriber's connection: registers, then receives every message."""
+
+    def __init__(self, endpoint: str, name: str, *, timeout: float = 30.0) -> None:
+        self.name = name
+        self._ctx = zmq.Context()
+        self._sock = _socket(self._ctx, zmq.DEALER, RCVHWM=DURABLE_HWM)
+        self._sock.connect(endpoint)
+        self._sock.send_multipart([b"register", name.encode()])
+        if _poll_recv(self._sock, timeout) != [b"confirm"]:
+            self.close()
+            raise BusError(f"the hub did not confirm durable subscriber {name!r} within {timeout:g} s")
+        self.total: int | None = None
+
+    def receive(self, timeout: float) -> Delivery | None:
+        """The next message, or None on a timeout or at the end (then ``total`` is set)."""
+        frames = _poll_recv(self._sock, timeout)
+        if frames is None:
+            return None
+        if frames[0] == b"fin" and len(frames) == 2:
+            (self.total,) = U64.unpack(frames[1])
+            return None
+        if frames[0] != b"events" or len(frames) < 3:
+            raise CodecError(f"unexpected message from the hub: {frames[0]!r:.40}")
+        (first_seq,) = SEQ.unpack(frames[1])
+        return Delivery(first_seq, Header.unpack(frames[2]), frames[3:])
+
+    def done(self, report: dict[str, Any]) -> None:
+        self._sock.send_multipart([b"done", codec.encode(report)])
+
+    def close(self) -> None:
+        self._sock.close()
+        self._ctx.term()
+
+
+class LiveSubscription:
+    """A live subscriber to the hub's PUB socket: may miss messages, never slows the run."""
+
+    def __init__(self, endpoint: str, topics: tuple[bytes, ...] = (b"events", b"progress")) -> None:
+        self._ctx = zmq.Context()
+        self._sock = _socket(self._ctx, zmq.SUB, RCVHWM=LIVE_HWM)
+        for topic in topics:
+            self._sock.setsockopt(zmq.SUBSCRIBE, topic)
+        self._sock.connect(endpoint)
+
+    def receive(self, timeout: float) -> list[bytes] | None:
+        return _poll_recv(self._sock, timeout)
+
+    def close(self) -> None:
+        self._sock.close(linger=0)
+        self._ctx.term()

@@ -1,0 +1,165 @@
+"""msgpack encoding of event maps, aware of numpy arrays and scalars.
+
+Plain msgpack types travel as themselves (tuples become arrays). numpy values
+travel as msgpack extension types whose payload is itself msgpack:
+
+* ext 1, ndarray: ``[dtype.str, [dim, ...], raw C-order bytes]``
+* ext 2, numpy scalar: ``[dtype.str, raw bytes]``
+
+Only boolean, integer, float, complex, fixed-width bytes (``S``) and unicode
+(``U``) dtypes are carried; anything else (object arrays, Python objects, sets)
+is refused on encode. Decoding enforces size limits and checks that every array's
+bytes match its dtype and shape; any failure raises :class:`CodecError`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from eventroll.errors import CodecError
+
+EXT_NDARRAY = 1
+EXT_SCALAR = 2
+
+_DTYPE_RE = re.compile(r"^[<>|=]?(b1|[iu][1248]|f[248]|c(8|16)|[SU][0-9]{1,9})$")
+_ALLOWED_KINDS = frozenset("biufcSU")
+MAX_NDIM = 32
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size limits applied when decoding untrusted bytes."""
+
+    max_message_bytes: int = 256 * 1024 * 1024
+    max_container_len: int = 16 * 1024 * 1024
+    max_str_bytes: int = 16 * 1024 * 1024
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def _encode_default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in _ALLOWED_KINDS:
+            raise CodecError(f"cannot encode a numpy array of dtype {obj.dtype}; "
+                             "use a numeric, bool, bytes or unicode dtype")
+        data = np.ascontiguousarray(obj)
+        payload = msgpack.packb([data.dtype.str, list(data.shape), data.tobytes()])
+        return msgpack.ExtType(EXT_NDARRAY, payload)
+    if isinstance(obj, np.generic):
+        if obj.dtype.kind not in _ALLOWED_KINDS:
+            raise CodecError(f"cannot encode a numpy scalar of dtype {obj.dtype}")
+        return msgpack.ExtType(EXT_SCALAR, msgpack.packb([obj.dtype.str, obj.tobytes()]))
+    raise CodecError(f"cannot encode a value of type {type(obj).__name__}: {obj!r:.80}; "
+                     "events carry only msgpack types and numpy arrays/scalars")
+
+
+def _checked_dtype(text: Any) -> np.dtype:
+    if not isinstance(text, str) or not _DTYPE_RE.match(text):
+        raise CodecError(f"refused numpy dtype {text!r:.40}")
+    return np.dtype(text)
+
+
+def _decode_ext(code: int, payload: bytes) -> Any:
+    if code == EXT_NDARRAY:
+        parts = msgpack.unpackb(payload, use_list=True, raw=False)
+        if not (isinstance(parts, list) and len(parts) == 3):
+            raise CodecError("malformed ndarray extension: expected [dtype, shape, bytes]")
+        dtype_text, shape, data = parts
+        dtype = _checked_dtype(dtype_text)
+        if (not isinstance(shape, list) or len(shape) > MAX_NDIM
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+            raise CodecError(f"malformed ndarray shape {shape!r:.60}")
+        if not isinstance(data, bytes):
+            raise CodecError("malformed ndarray extension: data is not bytes")
+        count = 1
+        for dim in shape:
+            count *= dim
+        if count * dtype.itemsize != len(data):
+            raise CodecError(f"ndarray of dtype {dtype.str} and shape {tuple(shape)} needs "
+                             f"{count * dtype.itemsize} bytes, got {len(data)}")
+        return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+    if code == EXT_SCALAR:
+        parts = msgpack.unpackb(payload, use_list=True, raw=False)
+        if not (isinstance(parts, list) and len(parts) == 2 and isinstance(parts[1], bytes)):
+            raise CodecError("malformed numpy scalar extension: expected [dtype, bytes]")
+        dtype = _checked_dtype(parts[0])
+        if dtype.itemsize != len(parts[1]):
+            raise CodecError(f"numpy scalar of dtype {dtype.str} needs {dtype.itemsize} bytes, "
+                             f"got {len(parts[1])}")
+        return np.frombuffer(parts[1], dtype=dtype)[0]
+    raise CodecError(f"unknown msgpack extension type {code}")
+
+
+def encode(obj: Any) -> bytes:
+    """Encode a value (normally an event map) to msgpack bytes."""
+    try:
+        return msgpack.packb(obj, default=_encode_default, use_bin_type=True, datetime=False)
+    except CodecError:
+        raise
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CodecError(f"cannot encode value: {exc}") from exc
+
+
+def _unpack_kwargs(limits: Limits) -> dict[str, Any]:
+    return dict(
+        ext_hook=_decode_ext, raw=False, use_list=True, strict_map_key=True,
+        max_bin_len=limits.max_message_bytes, max_str_len=limits.max_str_bytes,
+        max_array_len=limits.max_container_len, max_map_len=limits.max_container_len,
+        max_ext_len=limits.max_message_bytes,
+    )
+
+
+def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """Decode one msgpack value; raise :class:`CodecError` on anything malformed."""
+    if len(data) > limits.max_message_bytes:
+        raise CodecError(f"message of {len(data)} bytes exceeds the limit of "
+                         f"{limits.max_message_bytes} bytes")
+    try:
+        return msgpack.unpackb(data, **_unpack_kwargs(limits))
+    except CodecError:
+        raise
+    except Exception as exc:  # msgpack raises many types on garbage; all are ours to wrap
+        raise CodecError(f"malformed msgpack ({type(exc).__name__}: {exc})") from exc
+
+
+def stream_unpacker(limits: Limits = DEFAULT_LIMITS) -> msgpack.Unpacker:
+    """An Unpacker for a stream of records (an event log), with the same checks."""
+    return msgpack.Unpacker(max_buffer_size=limits.max_message_bytes, **_unpack_kwargs(limits))
+
+
+def _map_header(n: int) -> bytes:
+    if n < 16:
+        return bytes([0x80 | n])
+    if n < 1 << 16:
+        return b"\xde" + n.to_bytes(2, "big")
+    return b"\xdf" + n.to_bytes(4, "big")
+
+
+def _split_map_header(data: bytes) -> tuple[int, int]:
+    """Return (entry count, header length) of an encoded map, without decoding it."""
+    if not data:
+        raise CodecError("empty record")
+    first = data[0]
+    if 0x80 <= first <= 0x8F:
+        return first & 0x0F, 1
+    if first == 0xDE and len(data) >= 3:
+        return int.from_bytes(data[1:3], "big"), 3
+    if first == 0xDF and len(data) >= 5:
+        return int.from_bytes(data[1:5], "big"), 5
+    raise CodecError("record is not a msgpack map")
+
+
+def prepend_fields(encoded_map: bytes, fields: dict[str, Any]) -> bytes:
+    """Return an encoded map with ``fields`` added in front, without re-encoding it.
+
+    The caller guarantees that the keys of ``fields`` are not in the map.
+    """
+    count, header_len = _split_map_header(encoded_map)
+    extra = b"".join(encode(k) + encode(v) for k, v in fields.items())
+    return _map_header(count + len(fields)) + extra + encoded_map[header_len:]

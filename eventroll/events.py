@@ -1,0 +1,244 @@
+"""Typed events: pure data, one dataclass per kind.
+
+On the wire and on disk an event is a flat msgpack map: ``kind``, the envelope
+(``worker``, ``wseq``, ``time``; ``seq`` once the hub has stamped it) and the
+fields of its kind. ``to_record`` and ``from_record`` convert; ``from_record``
+checks the map against the kind's fields and raises :class:`EventError`.
+
+``worker`` is the id of the source: 0..N-1 for workers, :data:`DRIVER` for the
+process that drives the run, :data:`HUB` for the hub itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from eventroll.errors import EventError
+
+DRIVER = -1
+HUB = -2
+
+ENVELOPE = ("kind", "seq", "worker", "wseq", "time")
+
+
+@dataclass(kw_only=True, slots=True)
+class Event:
+    """Fields common to every event (the envelope)."""
+
+    KIND: ClassVar[str] = ""
+    worker: int = DRIVER
+    wseq: int = -1
+    seq: int = -1
+    time: float = 0.0
+
+    def to_record(self) -> dict[str, Any]:
+        """The event as a flat map, ready to encode. ``seq`` is left to the hub."""
+        record: dict[str, Any] = {"kind": self.KIND}
+        for f in dataclasses.fields(self):
+            if f.name != "seq" or self.seq >= 0:
+                record[_record_key(f.name)] = getattr(self, f.name)
+        return record
+
+
+def _record_key(name: str) -> str:
+    return name.rstrip("_")
+
+
+@dataclass(kw_only=True, slots=True)
+class RunStart(Event):
+    KIND: ClassVar[str] = "run.start"
+    run_id: str
+    runner: str
+    n_episodes: int
+    n_workers: int
+    env: str
+    env_kwargs: dict = field(default_factory=dict)
+    observation_space: dict = field(default_factory=dict)
+    action_space: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+    env_seeds: list = field(default_factory=list)
+    agent_seeds: list = field(default_factory=list)
+
+
+@dataclass(kw_only=True, slots=True)
+class RunEnd(Event):
+    KIND: ClassVar[str] = "run.end"
+    run_id: str
+    status: str
+    episodes: int
+    aborted: int
+    steps: int
+    wall_time: float
+    errors: list = field(default_factory=list)
+
+
+@dataclass(kw_only=True, slots=True)
+class WorkerStart(Event):
+    KIND: ClassVar[str] = "worker.start"
+    pid: int
+
+
+@dataclass(kw_only=True, slots=True)
+class WorkerEnd(Event):
+    KIND: ClassVar[str] = "worker.end"
+    pid: int
+    episodes: int
+    last_wseq: int
+
+
+@dataclass(kw_only=True, slots=True)
+class WorkerError(Event):
+    KIND: ClassVar[str] = "worker.error"
+    pid: int
+    episode: int | None
+    error: str
+    traceback: str = ""
+
+
+@dataclass(kw_only=True, slots=True)
+class EpisodeStart(Event):
+    KIND: ClassVar[str] = "episode.start"
+    episode: int
+    env_seed: int
+    agent_seed: int
+    observation: Any
+    info: dict = field(default_factory=dict)
+
+
+@dataclass(kw_only=True, slots=True)
+class StepBatch(Event):
+    """K consecutive steps of one episode, column by column.
+
+    ``observation`` holds the observations *after* each step; the observation
+    before step ``t0`` is the previous batch's last one (or the reset one).
+    Nested spaces (Dict, Tuple) give nested maps/lists of arrays.
+    """
+
+    KIND: ClassVar[str] = "step.batch"
+    episode: int
+    t0: int
+    n: int
+    action: Any
+    observation: Any
+    reward: Any
+    terminated: Any
+    truncated: Any
+    info: list | None = None
+
+
+@dataclass(kw_only=True, slots=True)
+class EpisodeEnd(Event):
+    KIND: ClassVar[str] = "episode.end"
+    episode: int
+    length: int
+    return_: float
+    terminated: bool
+    truncated: bool
+    aborted: bool
+    wall_time: float
+
+    @property
+    def status(self) -> str:
+        if self.aborted:
+            return "aborted"
+        return "terminated" if self.terminated else "truncated" if self.truncated else "incomplete"
+
+
+@dataclass(kw_only=True, slots=True)
+class Custom(Event):
+    """An event that env or policy code emits by name."""
+
+    KIND: ClassVar[str] = "custom"
+    name: str
+    episode: int | None = None
+    t: int | None = None
+    fields: dict = field(default_factory=dict)
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.KIND: cls
+    for cls in (RunStart, RunEnd, WorkerStart, WorkerEnd, WorkerError,
+                EpisodeStart, StepBatch, EpisodeEnd, Custom)
+}
+KINDS = tuple(EVENT_TYPES)
+
+_CHECKS = {
+    "int": lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "bool": lambda v: isinstance(v, (bool, np.bool_)),
+    "dict": lambda v: isinstance(v, dict),
+    "list": lambda v: isinstance(v, list),
+    "Any": lambda v: True,
+}
+
+
+def _check(type_text: str, value: Any) -> bool:
+    options = [t.strip() for t in type_text.split("|")]
+    if value is None:
+        return "None" in options
+    return any(_CHECKS[t](value) for t in options if t != "None")
+
+
+def _fields_of(cls: type[Event]) -> tuple[tuple[str, str, bool], ...]:
+    """(record key, annotation, required) for each field of a kind."""
+    return tuple(
+        (_record_key(f.name), str(f.type),
+         f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+        for f in dataclasses.fields(cls) if f.name != "seq"
+    )
+
+
+_FIELDS = {kind: _fields_of(cls) for kind, cls in EVENT_TYPES.items()}
+
+
+def from_record(record: Any) -> Event:
+    """Check a decoded map against its kind and return the typed event."""
+    if not isinstance(record, dict):
+        raise EventError(f"an event must be a map, got {type(record).__name__}")
+    kind = record.get("kind")
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise EventError(f"unknown event kind {kind!r:.40}; known kinds: {', '.join(KINDS)}")
+    values: dict[str, Any] = {}
+    for key, type_text, required in _FIELDS[kind]:
+        if key not in record:
+            if required:
+                raise EventError(f"{kind} event lacks the field {key!r}")
+            continue
+        value = record[key]
+        if not _check(type_text, value):
+            raise EventError(f"{kind} event field {key!r} should be {type_text}, "
+                             f"got {type(value).__name__}")
+        values[key + "_" if key == "return" else key] = value
+    if "seq" in record:
+        if not _check("int", record["seq"]):
+            raise EventError(f"{kind} event field 'seq' should be int")
+        values["seq"] = record["seq"]
+    event = cls(**values)
+    if isinstance(event, StepBatch):
+        _check_step_batch(event)
+    return event
+
+
+def _column_length(column: Any) -> int | None:
+    if isinstance(column, np.ndarray):
+        return column.shape[0] if column.ndim else None
+    if isinstance(column, list):
+        return len(column)
+    return None
+
+
+def _check_step_batch(batch: StepBatch) -> None:
+    if batch.n < 1 or batch.t0 < 0:
+        raise EventError(f"step.batch of episode {batch.episode} has n={batch.n}, t0={batch.t0}")
+    for name in ("reward", "terminated", "truncated"):
+        if _column_length(getattr(batch, name)) != batch.n:
+            raise EventError(f"step.batch column {name!r} does not hold n={batch.n} steps")
+    if batch.info is not None and len(batch.info) != batch.n:
+        raise EventError(f"step.batch column 'info' does not hold n={batch.n} steps")

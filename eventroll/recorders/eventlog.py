@@ -1,0 +1,131 @@
+"""The event log: ``events.msgpack``, a plain append-only stream of msgpack maps.
+
+The first map is the header (``format``, ``version``, ``run_id``, ``created``);
+every following map is one event record as it travelled on the bus, with the
+hub's ``seq`` added. Any msgpack reader can read the file; numpy values are
+msgpack extension types described in ``schemas/event-log.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any, BinaryIO
+
+from eventroll import codec, events
+from eventroll.errors import CodecError, EventError
+
+FORMAT = "eventroll-events"
+FORMAT_VERSION = 1
+FILE_NAME = "events.msgpack"
+FLUSH_INTERVAL = 0.1
+
+
+def header_record(run_id: str) -> dict[str, Any]:
+    return {"format": FORMAT, "version": FORMAT_VERSION, "run_id": run_id,
+            "created": datetime.now(timezone.utc).isoformat()}
+
+
+class EventLogRecorder:
+    """Appends every event to the log; flushes at each episode end and every 100 ms."""
+
+    def __init__(self, path: str, run_id: str) -> None:
+        self.path = path
+        self._file: BinaryIO = open(path, "xb")  # never overwrite a recorded log
+        self._file.write(codec.encode(header_record(run_id)))
+        self._file.flush()
+        self._dirty = False
+        self._last_flush = time.monotonic()
+        self._records = 0
+
+    def handle(self, event: events.Event, raw: bytes) -> None:
+        self._file.write(raw)
+        self._records += 1
+        self._dirty = True
+        if event.KIND == "episode.end":
+            self._flush()
+
+    def tick(self) -> None:
+        if self._dirty and time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._file.flush()
+        self._dirty = False
+        self._last_flush = time.monotonic()
+
+    def close(self) -> dict[str, Any]:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        return {"path": self.path, "records": self._records}
+
+
+class EventLogReader:
+    """Reads an event log: the header, then the records, one by one.
+
+    Iteration stops cleanly at a truncated tail (a record cut short, as a crash
+    leaves it); ``truncated_bytes`` then says how many bytes were left over.
+    A malformed record in the middle raises :class:`CodecError` with its offset.
+    """
+
+    CHUNK = 1 << 20
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self.truncated_bytes = 0
+        self.header: dict[str, Any] = {}
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Yield each event record as a decoded map (numpy values restored)."""
+        unpacker = codec.stream_unpacker()
+        with open(self.path, "rb") as file:
+            first = True
+            while chunk := file.read(self.CHUNK):
+                unpacker.feed(chunk)
+                for record in self._unpack(unpacker):
+                    if first:
+                        self.header = self._check_header(record)
+                        first = False
+                        continue
+                    yield record
+            consumed = unpacker.tell()
+            self.truncated_bytes = file.tell() - consumed
+        if first:
+            raise CodecError(f"{self.path}: empty or truncated before the end of its header")
+
+    def events(self) -> Iterator[events.Event]:
+        """Yield each record as a typed event."""
+        for record in self.records():
+            yield events.from_record(record)
+
+    def __iter__(self) -> Iterator[events.Event]:
+        return self.events()
+
+    def _unpack(self, unpacker: Any) -> Iterator[Any]:
+        while True:
+            offset = unpacker.tell()
+            try:
+                yield next(unpacker)
+            except StopIteration:
+                return
+            except CodecError as exc:
+                raise CodecError(f"{self.path}: malformed record at byte {offset}: {exc}") from None
+            except Exception as exc:  # msgpack's own errors on corrupt bytes
+                raise CodecError(f"{self.path}: malformed record at byte {offset} "
+                                 f"({type(exc).__name__}: {exc})") from None
+
+    def _check_header(self, record: Any) -> dict[str, Any]:
+        if not (isinstance(record, dict) and record.get("format") == FORMAT):
+            raise CodecError(f"{self.path} is not an eventroll event log (no header)")
+        if record.get("version") != FORMAT_VERSION:
+            raise EventError(f"{self.path}: event log version {record.get('version')!r}, this "
+                             f"eventroll reads version {FORMAT_VERSION}")
+        return record
+
+
+def read_events(path: str | os.PathLike[str]) -> Iterator[events.Event]:
+    """Yield the typed events of an event log, stopping cleanly at a truncated tail."""
+    return EventLogReader(path).events()

@@ -1,0 +1,284 @@
+"""What the sequential and parallel runners share: one run from start to end."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, TextIO
+
+import gymnasium as gym
+import msgpack
+import numpy as np
+import zmq
+from omegaconf import OmegaConf
+
+from eventroll import __version__
+from eventroll.environments import EnvFactory, env_factory
+from eventroll.errors import ConfigError
+from eventroll.events import RunEnd, RunStart
+from eventroll.logs import RunLog
+from eventroll.policies import Policy, build_policy
+from eventroll.recorders.eventlog import FILE_NAME as EVENT_LOG, EventLogRecorder
+from eventroll.runners.session import RecorderSpec, RunSession, Timeouts
+from eventroll.seeding import Seeds, resolve_seeds
+from eventroll.spaces import describe_space
+
+
+class Progress(Protocol):
+    """Receives a run's progress (the command line shows it as a bar)."""
+
+    def start(self, total: int) -> None: ...
+
+    def update(self, episodes_done: int, steps: int) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class RunResult:
+    """The outcome of one ``run_with`` call."""
+
+    run_id: str
+    run_dir: str
+    status: str
+    n_episodes: int
+    episodes: int
+    aborted: int
+    steps: int
+    wall_time: float
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "completed"
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    @property
+    def event_log(self) -> str:
+        return os.path.join(self.run_dir, EVENT_LOG)
+
+
+def default_run_dir(base: str = "outputs") -> str:
+    """``outputs/DATE/TIME`` as Hydra names it, made unique within the second."""
+    now = datetime.now()
+    path = os.path.join(base, now.strftime("%Y-%m-%d"), now.strftime("%H-%M-%S"))
+    candidate, n = path, 0
+    while os.path.exists(candidate):
+        n += 1
+        candidate = f"{path}_{n}"
+    return candidate
+
+
+def prepare_run_dir(run_dir: str | os.PathLike[str]) -> str:
+    path = os.path.abspath(os.fspath(run_dir))
+    if os.path.exists(os.path.join(path, EVENT_LOG)):
+        raise ConfigError(f"run directory {path} already holds a run ({EVENT_LOG}); "
+                          "choose a new directory (hydra.run.dir=...)")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def versions() -> dict[str, str]:
+    return {"eventroll": __version__, "python": platform.python_version(),
+            "gymnasium": gym.__version__, "numpy": np.__version__, "pyzmq": zmq.__version__,
+            "msgpack": ".".join(map(str, msgpack.version))}
+
+
+@dataclass
+class RunPlan:
+    """Everything a runner decided before the first episode."""
+
+    run_id: str
+    run_dir: str
+    env: EnvFactory
+    agent: Any
+    seeds: Seeds
+    observation_space: gym.Space
+    action_space: gym.Space
+    log: Any
+
+
+class RolloutRunner:
+    """Runs a policy in an env for ``n_episodes`` episodes and records every event.
+
+    Subclasses say how episodes are executed (:meth:`_execute`); this class plans
+    the run, starts the bus and the recorders, and summarises the outcome.
+    ``run_with`` can be called any number of times; each call is a new run in a
+    new run directory.
+    """
+
+    runner_name = "base"
+
+    def __init__(self, n_episodes: int = 100, max_episode_steps: int | None = None,
+                 deterministic: bool = False, record_trajectory: bool = False,
+                 record_event_logs: bool = True, *, run_dir: str | None = None,
+                 env_base_seed: int | None = None, agent_base_seed: int | None = None,
+                 explicit_env_seeds: list[int] | None = None,
+                 explicit_agent_seeds: list[int] | None = None,
+                 batch_steps: int = 64, flush_interval: float = 0.05,
+                 timeouts: Timeouts = Timeouts(), progress: Progress | None = None,
+                 console: TextIO | None = sys.stderr) -> None:
+        if not isinstance(n_episodes, int) or n_episodes < 1:
+            raise ConfigError(f"runner.n_episodes must be a positive integer, got {n_episodes!r}")
+        if max_episode_steps is not None and max_episode_steps < 0:
+            raise ConfigError(f"runner.max_episode_steps must be >= 0 (0 or null: the env's own "
+                              f"limit), got {max_episode_steps}")
+        if record_trajectory:
+            raise ConfigError("runner.record_trajectory=true needs the HDF5 trajectory recorder, "
+                              "which this version does not have yet; the event log "
+                              "(record_event_logs=true) holds every step")
+        if batch_steps < 1:
+            raise ConfigError(f"batch_steps must be at least 1, got {batch_steps}")
+        self.n_episodes = n_episodes
+        self.max_episode_steps = max_episode_steps or None
+        self.deterministic = deterministic
+        self.record_trajectory = record_trajectory
+        self.record_event_logs = record_event_logs
+        self.run_dir = run_dir
+        self.seeding = dict(env_base_seed=env_base_seed, agent_base_seed=agent_base_seed,
+                            explicit_env_seeds=explicit_env_seeds,
+                            explicit_agent_seeds=explicit_agent_seeds)
+        self.batch_steps = batch_steps
+        self.flush_interval = flush_interval
+        self.timeouts = timeouts
+        self.progress = progress
+        self.console = console
+
+    # -- the parts subclasses provide ------------------------------------------------
+    @property
+    def n_workers(self) -> int:
+        return 1
+
+    def _render_mode(self) -> str | None:
+        return None
+
+    def _execute(self, plan: RunPlan, session: RunSession, probe: gym.Env,
+                 policy: Policy) -> list[str]:
+        """Run every episode of the plan; return errors seen on the way."""
+        raise NotImplementedError
+
+    # -- one run ----------------------------------------------------------------------
+    def run_with(self, env: Any, wrappers: Any = None, agent: Any = None, *,
+                 run_dir: str | None = None, config: dict[str, Any] | None = None) -> RunResult:
+        """Run the rollout of ``agent`` in ``env`` (with ``wrappers``) and record it.
+
+        ``env``: a Gymnasium id, ``module:callable``, a mapping ``{name, **kwargs}``,
+        a factory or an env object. ``agent``: ``None`` or ``"random"`` for the
+        random policy, an import path, a mapping ``{name, **kwargs}``, a policy
+        class or a policy object.
+        """
+        factory = env_factory(env, wrappers, self.max_episode_steps)
+        seeds = resolve_seeds(self.n_episodes, **self.seeding)
+        probe = factory(render_mode=self._render_mode())
+        try:
+            policy = build_policy(agent, probe.observation_space, probe.action_space)
+            self._check_transferable(factory, agent)
+            path = prepare_run_dir(run_dir or self.run_dir or default_run_dir())
+            run_log = RunLog(os.path.join(path, "run.jsonl"), console=self.console)
+            try:
+                plan = RunPlan(uuid.uuid4().hex, path, factory, agent, seeds,
+                               probe.observation_space, probe.action_space, run_log.log)
+                self._write_config(plan, config)
+                return self._run(plan, probe, policy)
+            finally:
+                run_log.close()
+        finally:
+            probe.close()
+
+    def _check_transferable(self, factory: EnvFactory, agent: Any) -> None:
+        """Parallel runners check here that env and agent can reach their workers."""
+
+    def _recorders(self, plan: RunPlan) -> list[RecorderSpec]:
+        specs = []
+        if self.record_event_logs:
+            specs.append(RecorderSpec("eventlog", EventLogRecorder,
+                                      {"path": os.path.join(plan.run_dir, EVENT_LOG),
+                                       "run_id": plan.run_id}))
+        return specs
+
+    def _run(self, plan: RunPlan, probe: gym.Env, policy: Policy) -> RunResult:
+        log = plan.log
+        for warning in plan.seeds.warnings:
+            log.warning("seeding", message=warning)
+        log.info("run.start", run_id=plan.run_id, run_dir=plan.run_dir, runner=self.runner_name,
+                 env=plan.env.label, n_episodes=plan.seeds.n_episodes, n_workers=self.n_workers)
+        started = time.perf_counter()
+        with RunSession(self._recorders(plan), timeouts=self.timeouts) as session:
+            session.emit(self._run_start(plan))
+            if self.progress is not None:
+                self.progress.start(plan.seeds.n_episodes)
+            try:
+                errors = self._execute(plan, session, probe, policy)
+            finally:
+                if self.progress is not None:
+                    self.progress.stop()
+            status = session.status()
+            errors = errors + status["errors"]
+            result = self._result(plan, status, errors, time.perf_counter() - started)
+            report = session.finish(RunEnd(
+                run_id=plan.run_id, status=result.status, episodes=result.episodes,
+                aborted=result.aborted, steps=result.steps, wall_time=result.wall_time,
+                errors=result.errors))
+        for name, recorder in report["durable"].items():
+            result.errors += [f"{name}: {e}" for e in recorder.get("errors", [])]
+        result.errors += [e for e in report["errors"] if e not in result.errors]
+        if result.errors and result.status == "completed":
+            result.status = "failed"
+        log.info("run.end", status=result.status, episodes=result.episodes, aborted=result.aborted,
+                 steps=result.steps, wall_time=round(result.wall_time, 3),
+                 steps_per_s=round(result.steps / max(result.wall_time, 1e-9), 1))
+        for error in result.errors:
+            log.error("run.error", message=error)
+        return result
+
+    def _result(self, plan: RunPlan, status: dict[str, Any], errors: list[str],
+                wall_time: float) -> RunResult:
+        n = plan.seeds.n_episodes
+        aborted = status["aborted"]
+        completed = status["episode_ends"] - aborted
+        missing = n - status["episode_ends"]
+        if missing > 0:
+            errors = errors + [f"{missing} of {n} episodes never ended"]
+        ok = completed == n and not errors
+        return RunResult(plan.run_id, plan.run_dir, "completed" if ok else "failed", n, completed,
+                         aborted, status["steps"], wall_time, errors)
+
+    def _run_start(self, plan: RunPlan) -> RunStart:
+        return RunStart(run_id=plan.run_id, runner=self.runner_name,
+                        n_episodes=plan.seeds.n_episodes, n_workers=self.n_workers,
+                        env=plan.env.label, env_kwargs=dict(plan.env.kwargs),
+                        observation_space=describe_space(plan.observation_space),
+                        action_space=describe_space(plan.action_space),
+                        config=self._config(plan), versions=versions(),
+                        env_seeds=plan.seeds.env, agent_seeds=plan.seeds.agent)
+
+    def _config(self, plan: RunPlan) -> dict[str, Any]:
+        runner = {"type": self.runner_name, "n_episodes": self.n_episodes,
+                  "max_episode_steps": self.max_episode_steps, "deterministic": self.deterministic,
+                  "record_trajectory": self.record_trajectory,
+                  "record_event_logs": self.record_event_logs}
+        agent = plan.agent if isinstance(plan.agent, (str, dict)) or plan.agent is None else repr(plan.agent)
+        return {"runner": runner, "env": {"name": plan.env.label, **plan.env.kwargs},
+                "wrappers": {path: kwargs for path, kwargs in plan.env.wrappers},
+                "policy": agent if agent is not None else "random",
+                "seeding": self._seeding_config(plan.seeds)}
+
+    def _seeding_config(self, seeds: Seeds) -> dict[str, Any]:
+        return {"env_base_seed": seeds.env_base_seed, "agent_base_seed": seeds.agent_base_seed,
+                "explicit_env_seeds": self.seeding["explicit_env_seeds"],
+                "explicit_agent_seeds": self.seeding["explicit_agent_seeds"]}
+
+    def _write_config(self, plan: RunPlan, config: dict[str, Any] | None) -> None:
+        """``config.yaml``: the given (command line) config or our own, with resolved seeds."""
+        resolved = dict(config) if config is not None else self._config(plan)
+        resolved["seeding"] = {**resolved.get("seeding", {}), **self._seeding_config(plan.seeds)}
+        with open(os.path.join(plan.run_dir, "config.yaml"), "w", encoding="utf-8") as file:
+            file.write(OmegaConf.to_yaml(OmegaConf.create(resolved)))

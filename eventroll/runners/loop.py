@@ -1,0 +1,200 @@
+"""The interaction loop: one env, one policy, episodes by index with their seeds."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from eventroll.bus import Publisher
+from eventroll.errors import BusError
+from eventroll.events import EpisodeEnd, EpisodeStart, StepBatch, WorkerError
+from eventroll.policies import Policy
+
+AfterReset = Callable[[gym.Env, int, Any, dict], None]
+
+
+@dataclass
+class EpisodeSummary:
+    episode: int
+    env_seed: int | None
+    agent_seed: int | None
+    length: int
+    return_: float
+    terminated: bool
+    truncated: bool
+    aborted: bool
+    wall_time: float
+    error: str | None = None
+
+
+class NullSink:
+    """Records nothing: the loop without an event bus."""
+
+    def episode_start(self, episode: int, env_seed: int | None, agent_seed: int | None,
+                      observation: Any, info: dict) -> None:
+        pass
+
+    def step(self, action: Any, observation: Any, reward: float, terminated: bool,
+             truncated: bool, info: dict) -> None:
+        pass
+
+    def episode_end(self, summary: EpisodeSummary, exc: BaseException | None) -> None:
+        pass
+
+
+def stack(items: Sequence[Any]) -> Any:
+    """Columns from a sequence of values: arrays, or nested maps/lists of arrays."""
+    first = items[0]
+    if isinstance(first, dict):
+        return {key: stack([item[key] for item in items]) for key in first}
+    if isinstance(first, tuple):
+        return [stack([item[i] for item in items]) for i in range(len(first))]
+    return np.asarray(items)
+
+
+class BusSink:
+    """Turns the loop's calls into events on a :class:`Publisher`.
+
+    Steps are collected column by column and sent as ``step.batch`` events of at
+    most ``batch_steps`` steps; a batch is also closed at episode end and when
+    ``flush_interval`` seconds have passed since the last send.
+    """
+
+    def __init__(self, publisher: Publisher, *, pid: int, batch_steps: int = 64,
+                 flush_interval: float = 0.05) -> None:
+        self._publisher = publisher
+        self._pid = pid
+        self._batch_steps = batch_steps
+        self._flush_interval = flush_interval
+        self._episode = -1
+        self._t = 0
+        self._clear()
+
+    def _clear(self) -> None:
+        self._actions: list[Any] = []
+        self._observations: list[Any] = []
+        self._rewards: list[float] = []
+        self._terminated: list[bool] = []
+        self._truncated: list[bool] = []
+        self._infos: list[dict] = []
+
+    def episode_start(self, episode: int, env_seed: int | None, agent_seed: int | None,
+                      observation: Any, info: dict) -> None:
+        self._episode = episode
+        self._t = 0
+        self._publisher.add(EpisodeStart(episode=episode, env_seed=env_seed, agent_seed=agent_seed,
+                                         observation=observation, info=info))
+
+    def step(self, action: Any, observation: Any, reward: float, terminated: bool,
+             truncated: bool, info: dict) -> None:
+        self._actions.append(action)
+        self._observations.append(observation)
+        self._rewards.append(reward)
+        self._terminated.append(terminated)
+        self._truncated.append(truncated)
+        self._infos.append(info)
+        if (len(self._rewards) >= self._batch_steps
+                or time.monotonic() - self._publisher.last_flush >= self._flush_interval):
+            self._close_batch()
+            self._publisher.flush()
+
+    def _close_batch(self) -> None:
+        n = len(self._rewards)
+        if not n:
+            return
+        batch = StepBatch(episode=self._episode, t0=self._t, n=n,
+                          action=stack(self._actions), observation=stack(self._observations),
+                          reward=np.asarray(self._rewards, dtype=np.float64),
+                          terminated=np.asarray(self._terminated, dtype=bool),
+                          truncated=np.asarray(self._truncated, dtype=bool),
+                          info=self._infos if any(self._infos) else None)
+        self._t += n
+        self._clear()
+        self._publisher.add(batch)
+
+    def episode_end(self, summary: EpisodeSummary, exc: BaseException | None) -> None:
+        self._close_batch()
+        if exc is not None:
+            self._publisher.add(WorkerError(
+                pid=self._pid, episode=summary.episode, error=summary.error or repr(exc),
+                traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__))))
+        self._publisher.add(EpisodeEnd(
+            episode=summary.episode, length=summary.length, return_=summary.return_,
+            terminated=summary.terminated, truncated=summary.truncated,
+            aborted=summary.aborted, wall_time=summary.wall_time))
+        self._publisher.flush()
+
+
+def run_episode(env: gym.Env, policy: Policy, episode: int, *, env_seed: int | None,
+                agent_seed: int | None, deterministic: bool = False, render: bool = False,
+                after_reset: AfterReset | None = None,
+                sink: NullSink | BusSink | None = None) -> EpisodeSummary:
+    """Run one episode. An exception from env or policy aborts the episode (and is
+    recorded with its traceback); it does not propagate."""
+    sink = sink or NullSink()
+    started = time.perf_counter()
+    length, total, terminated, truncated = 0, 0.0, False, False
+    exc: BaseException | None = None
+    where = "reset"
+    try:
+        if agent_seed is not None:
+            policy.seed(agent_seed)
+        if hasattr(policy, "reset"):
+            policy.reset()
+        observation, info = env.reset(seed=env_seed)
+        if after_reset is not None:
+            after_reset(env, episode, observation, info)
+        sink.episode_start(episode, env_seed, agent_seed, observation, info)
+        if render:
+            env.render()
+        compute, step, emit = policy.compute_action, env.step, sink.step
+        while not (terminated or truncated):
+            where = f"step {length}"
+            action = compute(observation, deterministic=deterministic)
+            observation, reward, terminated, truncated, info = step(action)
+            emit(action, observation, reward, terminated, truncated, info)
+            length += 1
+            total += float(reward)
+            if render:
+                env.render()
+    except BusError:
+        raise
+    except Exception as error:  # anything from env or policy code aborts this episode only
+        exc = error
+    summary = EpisodeSummary(
+        episode=episode, env_seed=env_seed, agent_seed=agent_seed, length=length, return_=total,
+        terminated=bool(terminated), truncated=bool(truncated), aborted=exc is not None,
+        wall_time=time.perf_counter() - started,
+        error=None if exc is None else f"episode {episode}, {where}: {type(exc).__name__}: {exc}")
+    sink.episode_end(summary, exc)
+    return summary
+
+
+def run_interaction_loop(env: gym.Env, policy: Policy, n_episodes: int, *,
+                         env_seeds: Sequence[int] | None = None,
+                         agent_seeds: Sequence[int] | None = None,
+                         render: bool = False, deterministic: bool = False,
+                         after_reset_callback: AfterReset | None = None,
+                         sink: NullSink | BusSink | None = None) -> list[EpisodeSummary]:
+    """Run ``n_episodes`` episodes of your own env and policy objects.
+
+    Episode ``i`` resets the env with ``env_seeds[i]`` and seeds the policy with
+    ``agent_seeds[i]`` (unseeded where the lists are None).
+    ``after_reset_callback(env, episode, observation, info)`` runs after each
+    reset. Returns one summary per episode; aborted episodes carry their error.
+    """
+    for name, seeds in (("env_seeds", env_seeds), ("agent_seeds", agent_seeds)):
+        if seeds is not None and len(seeds) < n_episodes:
+            raise ValueError(f"{name} holds {len(seeds)} seeds for n_episodes={n_episodes}")
+    return [run_episode(env, policy, i,
+                        env_seed=None if env_seeds is None else env_seeds[i],
+                        agent_seed=None if agent_seeds is None else agent_seeds[i],
+                        deterministic=deterministic, render=render,
+                        after_reset=after_reset_callback, sink=sink)
+            for i in range(n_episodes)]

@@ -1,0 +1,76 @@
+"""The parallel runner: episodes handed out dynamically to worker processes."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import gymnasium as gym
+
+from eventroll.environments import EnvFactory
+from eventroll.errors import ConfigError
+from eventroll.policies import Policy
+from eventroll.runners.base import RolloutRunner, RunPlan
+from eventroll.runners.session import RunSession, reap
+from eventroll.runners.worker import EpisodeSettings, WorkerSpec, worker_main
+
+SUPERVISE_INTERVAL = 0.1
+
+
+class ParallelRunner(RolloutRunner):
+    """Runs the episodes in ``min(n_processes, n_episodes)`` worker processes.
+
+    Each worker builds its own env and policy; env and agent therefore travel to
+    the workers by name, as picklable factories or as picklable objects.
+    """
+
+    runner_name = "parallel"
+
+    def __init__(self, n_episodes: int = 100, max_episode_steps: int | None = None,
+                 deterministic: bool = False, record_trajectory: bool = False,
+                 record_event_logs: bool = True, n_processes: int = 2, **options: Any) -> None:
+        if not isinstance(n_processes, int) or isinstance(n_processes, bool) or n_processes < 1:
+            raise ConfigError(f"runner.n_processes must be an integer >= 1, got {n_processes!r}")
+        super().__init__(n_episodes, max_episode_steps, deterministic, record_trajectory,
+                         record_event_logs, **options)
+        self.n_processes = n_processes
+
+    @property
+    def n_workers(self) -> int:
+        return min(self.n_processes, self.n_episodes)
+
+    def _check_transferable(self, factory: EnvFactory, agent: Any) -> None:
+        for what, obj, fix in (
+                ("env", factory, "a Gymnasium id, 'module:callable', or a module-level factory"),
+                ("agent", agent, "a policy name or import path, or a module-level policy class")):
+            try:
+                pickle.dumps(obj)
+            except Exception as exc:
+                raise ConfigError(f"ParallelRunner: the {what} cannot be sent to worker processes "
+                                  f"({type(exc).__name__}: {exc}); pass {fix}, or use "
+                                  "SequentialRunner") from None
+
+    def _execute(self, plan: RunPlan, session: RunSession, probe: gym.Env,
+                 policy: Policy) -> list[str]:
+        probe.close()  # the workers build their own
+        n = plan.seeds.n_episodes
+        counter = session.context.Value("q", 0)
+        settings = EpisodeSettings(plan.seeds.env, plan.seeds.agent, self.deterministic, False,
+                                   self.batch_steps, self.flush_interval)
+        workers = []
+        for worker in range(min(self.n_processes, n)):
+            spec = WorkerSpec(worker, session.endpoints.ingress, plan.env, plan.agent, n, counter,
+                              settings, self.timeouts.stall, self.timeouts.finish)
+            process = session.context.Process(target=worker_main, args=(spec,),
+                                              name=f"eventroll-worker-{worker}", daemon=True)
+            process.start()
+            workers.append(process)
+        try:
+            while any(process.exitcode is None for process in workers):
+                progress = session.progress(SUPERVISE_INTERVAL)
+                if progress is not None and self.progress is not None:
+                    self.progress.update(progress["episode_ends"], progress["steps"])
+        finally:
+            reap(workers, self.timeouts.reap)
+        return [f"worker {i} exited with status {p.exitcode}"
+                for i, p in enumerate(workers) if p.exitcode != 0]

@@ -1,0 +1,56 @@
+"""The sequential runner: every episode in this process, one after the other."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import gymnasium as gym
+
+from eventroll.bus import Publisher
+from eventroll.events import WorkerEnd, WorkerStart
+from eventroll.policies import Policy
+from eventroll.runners.base import RolloutRunner, RunPlan
+from eventroll.runners.loop import EpisodeSummary
+from eventroll.runners.session import RunSession
+from eventroll.runners.worker import EpisodeSettings, play_episodes
+
+
+class SequentialRunner(RolloutRunner):
+    """Runs the episodes in the calling process (worker 0); ``render`` shows them."""
+
+    runner_name = "sequential"
+
+    def __init__(self, n_episodes: int = 100, max_episode_steps: int | None = None,
+                 deterministic: bool = False, record_trajectory: bool = False,
+                 record_event_logs: bool = True, render: bool = False, **options: Any) -> None:
+        super().__init__(n_episodes, max_episode_steps, deterministic, record_trajectory,
+                         record_event_logs, **options)
+        self.render = render
+
+    def _render_mode(self) -> str | None:
+        return "human" if self.render else None
+
+    def _execute(self, plan: RunPlan, session: RunSession, probe: gym.Env,
+                 policy: Policy) -> list[str]:
+        settings = EpisodeSettings(plan.seeds.env, plan.seeds.agent, self.deterministic,
+                                   self.render, self.batch_steps, self.flush_interval)
+        publisher = Publisher(session.endpoints.ingress, 0, stall_timeout=self.timeouts.stall,
+                              ack_timeout=self.timeouts.finish)
+        done = {"episodes": 0, "steps": 0}
+
+        def on_episode(summary: EpisodeSummary) -> None:
+            done["episodes"] += 1
+            done["steps"] += summary.length
+            if self.progress is not None:
+                self.progress.update(done["episodes"], done["steps"])
+
+        try:
+            publisher.add(WorkerStart(pid=os.getpid()))
+            count = play_episodes(probe, policy, publisher, iter(range(plan.seeds.n_episodes)),
+                                  settings, on_episode)
+            publisher.finish(WorkerEnd(pid=os.getpid(), episodes=count,
+                                       last_wseq=publisher.next_wseq))
+        finally:
+            publisher.close()
+        return []

@@ -1,0 +1,168 @@
+"""One run's processes: the hub, the durable recorders, and the driver's connection.
+
+A :class:`RunSession` is created per ``run_with`` call and owns everything it
+starts: a private socket directory, the hub process, one process per recorder.
+Every process it starts is reaped when it closes, with a timeout and then a kill.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from multiprocessing.context import BaseContext
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from eventroll import bus, codec
+from eventroll.errors import BusError
+from eventroll.events import Event
+from eventroll.imports import object_path
+from eventroll.recorders.base import recorder_main
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Every wait of a run, in seconds."""
+
+    start: float = 60.0  # hub up and every durable subscriber registered
+    stall: float = 120.0  # a peer accepting nothing while we wait to send
+    finish: float = 60.0  # recorders finishing their artifacts
+    reap: float = 10.0  # a process exiting once told to
+
+
+@dataclass(frozen=True)
+class RecorderSpec:
+    """A durable recorder to run in its own process: ``factory(**kwargs)``."""
+
+    name: str
+    factory: Any
+    kwargs: dict[str, Any]
+
+
+def spawn_context() -> BaseContext:
+    """Processes are spawned: nothing of the parent's sockets or files crosses over."""
+    return multiprocessing.get_context("spawn")
+
+
+def reap(processes: list[BaseProcess], timeout: float) -> None:
+    """Join every process; terminate, then kill, any that outlive ``timeout``."""
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        process.join(max(deadline - time.monotonic(), 0.0))
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+            process.join(2.0)
+        if process.is_alive():
+            process.kill()
+            process.join(2.0)
+
+
+class RunSession:
+    """Starts the hub and the recorders, and connects the driver as a source."""
+
+    def __init__(self, recorders: list[RecorderSpec], *, timeouts: Timeouts = Timeouts(),
+                 context: BaseContext | None = None) -> None:
+        self.timeouts = timeouts
+        self.context = context or spawn_context()
+        self._socket_dir = tempfile.mkdtemp(prefix="eventroll-")
+        self.endpoints = bus.Endpoints.in_directory(self._socket_dir)
+        self._processes: list[BaseProcess] = []
+        self._recorders: dict[str, BaseProcess] = {}
+        self._client: bus.HubClient | None = None
+        self.driver: bus.Publisher | None = None
+        self._live: bus.LiveSubscription | None = None
+        self._finished = False
+        try:
+            self._start(recorders)
+        except BaseException:
+            self.close()
+            raise
+
+    def _spawn(self, name: str, target: Any, args: tuple) -> BaseProcess:
+        process = self.context.Process(target=target, args=args, name=name, daemon=True)
+        process.start()
+        self._processes.append(process)
+        return process
+
+    def _start(self, recorders: list[RecorderSpec]) -> None:
+        hub = self._spawn("eventroll-hub", bus.hub_main,
+                          (self.endpoints, self.timeouts.stall, self.timeouts.finish))
+        for spec in recorders:
+            self._recorders[spec.name] = self._spawn(
+                f"eventroll-{spec.name}", recorder_main,
+                (object_path(spec.factory), spec.kwargs, self.endpoints.durable, spec.name,
+                 self.timeouts.start))
+        self._client = bus.HubClient(self.endpoints.control)
+        self._wait_registered(hub, {spec.name for spec in recorders})
+        self._live = bus.LiveSubscription(self.endpoints.live, topics=(b"progress",))
+        self.driver = bus.Publisher(self.endpoints.ingress, -1, stall_timeout=self.timeouts.stall,
+                                    ack_timeout=self.timeouts.finish)
+
+    def _wait_registered(self, hub: BaseProcess, names: set[str]) -> None:
+        deadline = time.monotonic() + self.timeouts.start
+        while True:
+            for process in [hub, *self._recorders.values()]:
+                if process.exitcode is not None:
+                    raise BusError(f"{process.name} exited with status {process.exitcode} "
+                                   "before the run started")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BusError(f"the hub and the recorders {sorted(names)} were not ready within "
+                               f"{self.timeouts.start:g} s")
+            try:
+                status = self._client.request("status", min(remaining, 1.0))
+            except BusError:
+                self._client.close()  # a DEALER may hold an unanswered request; start afresh
+                self._client = bus.HubClient(self.endpoints.control)
+                continue
+            if names <= set(status["subscribers"]):
+                return
+            time.sleep(0.02)
+
+    def emit(self, event: Event) -> None:
+        """Send one event from the driver right away."""
+        self.driver.add(event)
+        self.driver.flush()
+
+    def status(self) -> dict[str, Any]:
+        return self._client.request("status", self.timeouts.stall)
+
+    def progress(self, timeout: float) -> dict[str, Any] | None:
+        """The hub's latest progress counters, or None if none arrived in ``timeout``."""
+        latest = None
+        frames = self._live.receive(timeout)
+        while frames is not None:
+            if frames[0] == b"progress" and len(frames) == 2:
+                latest = codec.decode(frames[1])
+            frames = self._live.receive(0)
+        return latest
+
+    def finish(self, last: Event) -> dict[str, Any]:
+        """End the driver's stream with ``last``, finish the hub and the recorders."""
+        self.driver.finish(last)
+        report = self._client.request("finish", self.timeouts.finish + self.timeouts.stall)
+        self._finished = True
+        reap(self._processes, self.timeouts.reap)
+        for name, process in self._recorders.items():
+            if process.exitcode != 0:
+                report["errors"].append(f"recorder {name!r} exited with status {process.exitcode}")
+        return report
+
+    def close(self) -> None:
+        for endpoint in (self.driver, self._live, self._client):
+            if endpoint is not None:
+                endpoint.close()
+        self.driver = self._live = self._client = None
+        # an unfinished hub waits for its "finish" forever: stop it at once
+        reap(self._processes, self.timeouts.reap if self._finished else 0.5)
+        shutil.rmtree(self._socket_dir, ignore_errors=True)
+
+    def __enter__(self) -> "RunSession":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,48 @@
+"""Sequence checks shared by every consumer of an event stream."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SequenceChecker:
+    """Checks that global ``seq`` numbers are contiguous and each worker's ``wseq`` too.
+
+    ``observe`` returns a message for every gap or repeat it sees, naming the
+    worker and the range; ``errors`` keeps them all.
+    """
+
+    next_seq: int = 0
+    next_wseq: dict[int, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def observe(self, seq: int, worker: int, wseq: int) -> list[str]:
+        found = []
+        if seq != self.next_seq:
+            found.append(_range_message("global", self.next_seq, seq, "seq"))
+        self.next_seq = max(self.next_seq, seq + 1)
+        expected = self.next_wseq.get(worker, 0)
+        if wseq != expected:
+            found.append(_range_message(f"worker {worker}", expected, wseq, "wseq"))
+        self.next_wseq[worker] = max(expected, wseq + 1)
+        self.errors.extend(found)
+        return found
+
+    def finish(self, total: int | None, last_wseq: dict[int, int] | None = None) -> list[str]:
+        """Check the end of the stream against the announced totals."""
+        found = []
+        if total is not None and total != self.next_seq:
+            found.append(_range_message("global", self.next_seq, total, "seq"))
+        for worker, last in (last_wseq or {}).items():
+            expected = self.next_wseq.get(worker, 0)
+            if last + 1 != expected:
+                found.append(_range_message(f"worker {worker}", expected, last + 1, "wseq"))
+        self.errors.extend(found)
+        return found
+
+
+def _range_message(stream: str, expected: int, got: int, name: str) -> str:
+    if got > expected:
+        return f"{stream}: events {name} {expected}..{got - 1} missing"
+    return f"{stream}: event {name} {got} repeated or out of order (expected {expected})"
