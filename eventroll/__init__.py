@@ -1,18 +1,43 @@
-"""eventroll: event-sourced rollouts for reinforcement learning."""
+"""eventroll: event-sourced rollouts for reinforcement learning.
+
+Names are imported on first use, so worker and recorder processes load only
+what they need.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-from eventroll.errors import (  # noqa: E402
-    BusError, CodecError, ConfigError, EventError, EventrollError, GapError, RunError,
-)
-from eventroll.recorders.eventlog import EventLogReader, read_events  # noqa: E402
-from eventroll.runners import (  # noqa: E402
-    EpisodeSummary, ParallelRunner, RolloutRunner, RunResult, SequentialRunner,
-    run_interaction_loop,
-)
+_EXPORTS = {
+    "BusError": "eventroll.errors",
+    "CodecError": "eventroll.errors",
+    "ConfigError": "eventroll.errors",
+    "EpisodeSummary": "eventroll.runners.loop",
+    "EventError": "eventroll.errors",
+    "EventLogReader": "eventroll.recorders.eventlog",
+    "EventrollError": "eventroll.errors",
+    "GapError": "eventroll.errors",
+    "ParallelRunner": "eventroll.runners.parallel",
+    "RolloutRunner": "eventroll.runners.base",
+    "RunError": "eventroll.errors",
+    "RunResult": "eventroll.runners.base",
+    "SequentialRunner": "eventroll.runners.sequential",
+    "read_events": "eventroll.recorders.eventlog",
+    "run_interaction_loop": "eventroll.runners.loop",
+}
 
-__all__ = [
-    "BusError", "CodecError", "ConfigError", "EpisodeSummary", "EventError", "EventLogReader",
-    "EventrollError", "GapError", "ParallelRunner", "RolloutRunner", "RunError", "RunResult",
-    "SequentialRunner", "__version__", "read_events", "run_interaction_loop",
-]
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'eventroll' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

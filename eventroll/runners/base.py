@@ -24,7 +24,7 @@ from eventroll.events import RunEnd, RunStart
 from eventroll.logs import RunLog
 from eventroll.policies import Policy, build_policy
 from eventroll.recorders.eventlog import FILE_NAME as EVENT_LOG, EventLogRecorder
-from eventroll.runners.session import RecorderSpec, RunSession, Timeouts
+from eventroll.runners.session import ProcessSpec, RecorderSpec, RunSession, Timeouts
 from eventroll.seeding import Seeds, resolve_seeds
 from eventroll.spaces import describe_space
 
@@ -116,6 +116,7 @@ class RolloutRunner:
     """
 
     runner_name = "base"
+    uses_worker_processes = False
 
     def __init__(self, n_episodes: int = 100, max_episode_steps: int | None = None,
                  deterministic: bool = False, record_trajectory: bool = False,
@@ -125,7 +126,7 @@ class RolloutRunner:
                  explicit_agent_seeds: list[int] | None = None,
                  batch_steps: int = 64, flush_interval: float = 0.05,
                  timeouts: Timeouts = Timeouts(), progress: Progress | None = None,
-                 console: TextIO | None = sys.stderr) -> None:
+                 console: TextIO | None = sys.stderr, start_method: str | None = None) -> None:
         if not isinstance(n_episodes, int) or n_episodes < 1:
             raise ConfigError(f"runner.n_episodes must be a positive integer, got {n_episodes!r}")
         if max_episode_steps is not None and max_episode_steps < 0:
@@ -151,6 +152,7 @@ class RolloutRunner:
         self.timeouts = timeouts
         self.progress = progress
         self.console = console
+        self.start_method = start_method
 
     # -- the parts subclasses provide ------------------------------------------------
     @property
@@ -160,9 +162,13 @@ class RolloutRunner:
     def _render_mode(self) -> str | None:
         return None
 
+    def _worker_processes(self, plan: RunPlan, session: RunSession) -> list[ProcessSpec]:
+        """The worker processes to start with the session (none: episodes run here)."""
+        return []
+
     def _execute(self, plan: RunPlan, session: RunSession, probe: gym.Env,
                  policy: Policy) -> list[str]:
-        """Run every episode of the plan; return errors seen on the way."""
+        """Run every episode of the plan once the session has started; return errors."""
         raise NotImplementedError
 
     # -- one run ----------------------------------------------------------------------
@@ -177,10 +183,14 @@ class RolloutRunner:
         """
         factory = env_factory(env, wrappers, self.max_episode_steps)
         seeds = resolve_seeds(self.n_episodes, **self.seeding)
-        probe = factory(render_mode=self._render_mode())
+        probe = factory(render_mode=self._render_mode())  # fails here, once, on a bad env
+        owns_probe = factory.env is None
         try:
             policy = build_policy(agent, probe.observation_space, probe.action_space)
-            self._check_transferable(factory, agent)
+            if self.uses_worker_processes:
+                self._check_transferable(factory, agent)
+                if owns_probe:
+                    probe.close()  # workers build their own; close before forking them
             path = prepare_run_dir(run_dir or self.run_dir or default_run_dir())
             run_log = RunLog(os.path.join(path, "run.jsonl"), console=self.console)
             try:
@@ -191,7 +201,8 @@ class RolloutRunner:
             finally:
                 run_log.close()
         finally:
-            probe.close()
+            if owns_probe:
+                probe.close()
 
     def _check_transferable(self, factory: EnvFactory, agent: Any) -> None:
         """Parallel runners check here that env and agent can reach their workers."""
@@ -211,8 +222,11 @@ class RolloutRunner:
         log.info("run.start", run_id=plan.run_id, run_dir=plan.run_dir, runner=self.runner_name,
                  env=plan.env.label, n_episodes=plan.seeds.n_episodes, n_workers=self.n_workers)
         started = time.perf_counter()
-        with RunSession(self._recorders(plan), timeouts=self.timeouts) as session:
+        with RunSession(self._recorders(plan), timeouts=self.timeouts,
+                        start_method=self.start_method) as session:
+            session.start(self._worker_processes(plan, session))
             session.emit(self._run_start(plan))
+            session.go()
             if self.progress is not None:
                 self.progress.start(plan.seeds.n_episodes)
             try:

@@ -11,7 +11,7 @@ from eventroll.environments import EnvFactory
 from eventroll.errors import ConfigError
 from eventroll.policies import Policy
 from eventroll.runners.base import RolloutRunner, RunPlan
-from eventroll.runners.session import RunSession, reap
+from eventroll.runners.session import ProcessSpec, RunSession, process_context, reap
 from eventroll.runners.worker import EpisodeSettings, WorkerSpec, worker_main
 
 SUPERVISE_INTERVAL = 0.1
@@ -25,6 +25,7 @@ class ParallelRunner(RolloutRunner):
     """
 
     runner_name = "parallel"
+    uses_worker_processes = True
 
     def __init__(self, n_episodes: int = 100, max_episode_steps: int | None = None,
                  deterministic: bool = False, record_trajectory: bool = False,
@@ -40,6 +41,8 @@ class ParallelRunner(RolloutRunner):
         return min(self.n_processes, self.n_episodes)
 
     def _check_transferable(self, factory: EnvFactory, agent: Any) -> None:
+        if process_context(self.start_method).get_start_method() == "fork":
+            return  # forked workers inherit env and agent as they are
         for what, obj, fix in (
                 ("env", factory, "a Gymnasium id, 'module:callable', or a module-level factory"),
                 ("agent", agent, "a policy name or import path, or a module-level policy class")):
@@ -50,21 +53,20 @@ class ParallelRunner(RolloutRunner):
                                   f"({type(exc).__name__}: {exc}); pass {fix}, or use "
                                   "SequentialRunner") from None
 
-    def _execute(self, plan: RunPlan, session: RunSession, probe: gym.Env,
-                 policy: Policy) -> list[str]:
-        probe.close()  # the workers build their own
+    def _worker_processes(self, plan: RunPlan, session: RunSession) -> list[ProcessSpec]:
         n = plan.seeds.n_episodes
         counter = session.context.Value("q", 0)
         settings = EpisodeSettings(plan.seeds.env, plan.seeds.agent, self.deterministic, False,
                                    self.batch_steps, self.flush_interval)
-        workers = []
-        for worker in range(min(self.n_processes, n)):
-            spec = WorkerSpec(worker, session.endpoints.ingress, plan.env, plan.agent, n, counter,
-                              settings, self.timeouts.stall, self.timeouts.finish)
-            process = session.context.Process(target=worker_main, args=(spec,),
-                                              name=f"eventroll-worker-{worker}", daemon=True)
-            process.start()
-            workers.append(process)
+        return [ProcessSpec(f"eventroll-worker-{worker}", worker_main, (WorkerSpec(
+                    worker, session.endpoints.ingress, plan.env, plan.agent, n, counter, settings,
+                    session.go_event, self.timeouts.start, self.timeouts.stall,
+                    self.timeouts.finish),))
+                for worker in range(min(self.n_processes, n))]
+
+    def _execute(self, plan: RunPlan, session: RunSession, probe: gym.Env,
+                 policy: Policy) -> list[str]:
+        workers = session.workers
         try:
             while any(process.exitcode is None for process in workers):
                 progress = session.progress(SUPERVISE_INTERVAL)

@@ -1,7 +1,11 @@
-"""One run's processes: the hub, the durable recorders, and the driver's connection.
+"""One run's processes: the hub, the durable recorders, the workers, and the driver.
 
 A :class:`RunSession` is created per ``run_with`` call and owns everything it
-starts: a private socket directory, the hub process, one process per recorder.
+starts: a private socket directory, the hub process, one process per recorder
+and per worker. All of them are started (forked, where the platform allows)
+before this process creates any socket of its own, so no socket or context
+crosses a fork. Workers then wait for :meth:`RunSession.go`, which the driver
+gives once the hub has confirmed every durable subscriber.
 Every process it starts is reaped when it closes, with a timeout and then a kill.
 """
 
@@ -42,9 +46,21 @@ class RecorderSpec:
     kwargs: dict[str, Any]
 
 
-def spawn_context() -> BaseContext:
-    """Processes are spawned: nothing of the parent's sockets or files crosses over."""
-    return multiprocessing.get_context("spawn")
+@dataclass(frozen=True)
+class ProcessSpec:
+    """A further process of the run (a worker): ``target(*args)``."""
+
+    name: str
+    target: Any
+    args: tuple
+
+
+def process_context(start_method: str | None = None) -> BaseContext:
+    """``fork`` where available (fast; the session forks before it opens any socket),
+    else ``spawn``."""
+    if start_method is None:
+        start_method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    return multiprocessing.get_context(start_method)
 
 
 def reap(processes: list[BaseProcess], timeout: float) -> None:
@@ -65,22 +81,32 @@ class RunSession:
     """Starts the hub and the recorders, and connects the driver as a source."""
 
     def __init__(self, recorders: list[RecorderSpec], *, timeouts: Timeouts = Timeouts(),
-                 context: BaseContext | None = None) -> None:
+                 start_method: str | None = None) -> None:
         self.timeouts = timeouts
-        self.context = context or spawn_context()
+        self.context = process_context(start_method)
+        self._recorder_specs = recorders
         self._socket_dir = tempfile.mkdtemp(prefix="eventroll-")
         self.endpoints = bus.Endpoints.in_directory(self._socket_dir)
+        self.go_event = self.context.Event()
         self._processes: list[BaseProcess] = []
         self._recorders: dict[str, BaseProcess] = {}
+        self.workers: list[BaseProcess] = []
         self._client: bus.HubClient | None = None
         self.driver: bus.Publisher | None = None
         self._live: bus.LiveSubscription | None = None
         self._finished = False
+
+    def start(self, workers: list[ProcessSpec] = ()) -> None:
+        """Start every process, then connect and wait until the recorders are registered."""
         try:
-            self._start(recorders)
+            self._start(self._recorder_specs, workers)
         except BaseException:
             self.close()
             raise
+
+    def go(self) -> None:
+        """Let the workers begin."""
+        self.go_event.set()
 
     def _spawn(self, name: str, target: Any, args: tuple) -> BaseProcess:
         process = self.context.Process(target=target, args=args, name=name, daemon=True)
@@ -88,7 +114,7 @@ class RunSession:
         self._processes.append(process)
         return process
 
-    def _start(self, recorders: list[RecorderSpec]) -> None:
+    def _start(self, recorders: list[RecorderSpec], workers: list[ProcessSpec]) -> None:
         hub = self._spawn("eventroll-hub", bus.hub_main,
                           (self.endpoints, self.timeouts.stall, self.timeouts.finish))
         for spec in recorders:
@@ -96,6 +122,7 @@ class RunSession:
                 f"eventroll-{spec.name}", recorder_main,
                 (object_path(spec.factory), spec.kwargs, self.endpoints.durable, spec.name,
                  self.timeouts.start))
+        self.workers = [self._spawn(spec.name, spec.target, spec.args) for spec in workers]
         self._client = bus.HubClient(self.endpoints.control)
         self._wait_registered(hub, {spec.name for spec in recorders})
         self._live = bus.LiveSubscription(self.endpoints.live, topics=(b"progress",))

@@ -62,6 +62,8 @@ class WorkerSpec:
     n_episodes: int
     counter: Any  # multiprocessing.Value("q"): the next episode index to hand out
     settings: EpisodeSettings
+    go: Any  # multiprocessing.Event, set once the durable subscribers are confirmed
+    start_timeout: float
     stall_timeout: float
     ack_timeout: float
 
@@ -79,6 +81,8 @@ def _take(counter: Any, n_episodes: int) -> Iterator[int]:
 
 def worker_main(spec: WorkerSpec) -> None:
     """Process entry point of a parallel worker."""
+    if not spec.go.wait(spec.start_timeout):
+        sys.exit(2)  # the run never started; nothing was sent
     pid = os.getpid()
     publisher = Publisher(spec.endpoint, spec.worker, stall_timeout=spec.stall_timeout,
                           ack_timeout=spec.ack_timeout)
