@@ -92,6 +92,17 @@ def versions() -> dict[str, str]:
             "msgpack": ".".join(map(str, msgpack.version))}
 
 
+def _make_probe(factory: EnvFactory, render_mode: str | None) -> gym.Env:
+    """Build the env once here, so a bad env fails once, in one line, before any worker."""
+    try:
+        return factory(render_mode=render_mode)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"cannot create env {factory.label!r} with kwargs {factory.kwargs}: "
+                          f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
+
+
 @dataclass
 class RunPlan:
     """Everything a runner decided before the first episode."""
@@ -183,7 +194,7 @@ class RolloutRunner:
         """
         factory = env_factory(env, wrappers, self.max_episode_steps)
         seeds = resolve_seeds(self.n_episodes, **self.seeding)
-        probe = factory(render_mode=self._render_mode())  # fails here, once, on a bad env
+        probe = _make_probe(factory, self._render_mode())
         owns_probe = factory.env is None
         try:
             policy = build_policy(agent, probe.observation_space, probe.action_space)
@@ -231,10 +242,12 @@ class RolloutRunner:
                 self.progress.start(plan.seeds.n_episodes)
             try:
                 errors = self._execute(plan, session, probe, policy)
+                status = session.status()
+                if self.progress is not None:
+                    self.progress.update(status["episode_ends"], status["steps"])
             finally:
                 if self.progress is not None:
                     self.progress.stop()
-            status = session.status()
             errors = errors + status["errors"]
             result = self._result(plan, status, errors, time.perf_counter() - started)
             report = session.finish(RunEnd(

@@ -1,0 +1,124 @@
+"""``eventroll run``: a rollout configured with Hydra overrides, as ``maze-run`` does."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from eventroll.errors import ConfigError, EventrollError
+
+HELP = """\
+usage: eventroll run [KEY=VALUE ...]
+
+Roll out a policy in a Gymnasium env for many episodes and record every event
+in a run directory (config.yaml, events.msgpack, run.jsonl).
+
+Config groups (choose with GROUP=OPTION):
+  runner   parallel (default) | sequential
+  env      gym_env (default): env.name=ID or module:callable; env kwargs with +env.KEY=VALUE
+  policy   random_policy (default): policy.name=random or pkg.module:Class; kwargs with +policy.KEY=VALUE
+
+Keys:
+  runner.n_episodes=100        episodes to run
+  runner.max_episode_steps=N   truncate episodes at N steps (recorded as truncation)
+  runner.deterministic=false   ask the policy for greedy actions
+  runner.record_event_logs=true  write events.msgpack
+  runner.n_processes=2         parallel workers (parallel runner)
+  runner.render=false          render each step (sequential runner)
+  seeding.env_base_seed=N      episode seeds derive from the base seeds (null: random, recorded)
+  seeding.agent_base_seed=N
+  seeding.explicit_env_seeds=[1,2,3]    one seed per episode (the run has min(n_episodes, len) episodes)
+  seeding.explicit_agent_seeds=[1,2,3]
+  wrappers='{gymnasium.wrappers.ClipReward: {min_reward: -1.0}}'   wrapper class path -> kwargs, in order
+  hydra.run.dir=DIR            the run directory (default outputs/DATE/TIME)
+
+Examples:
+  eventroll run
+  eventroll run env.name=LunarLander-v3 runner=sequential runner.n_episodes=1
+  eventroll run runner.n_processes=3 runner.n_episodes=100 runner.max_episode_steps=50
+  eventroll run seeding.env_base_seed=1 seeding.agent_base_seed=2 hydra.run.dir=out/run1
+
+Exit status: 0 when every episode completed, 1 when any did not, 2 on bad input.
+"""
+
+
+class RichProgress:
+    """A rich progress bar: episodes done of total, steps/s."""
+
+    def __init__(self, console: Any) -> None:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn)
+
+        self._bar = Progress(TextColumn("[bold]episodes"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("{task.fields[rate]} steps/s"), TimeElapsedColumn(),
+                             console=console, transient=False)
+        self._task = None
+        self._started = 0.0
+
+    def start(self, total: int) -> None:
+        import time
+
+        self._started = time.perf_counter()
+        self._task = self._bar.add_task("rollout", total=total, rate="-")
+        self._bar.start()
+
+    def update(self, episodes_done: int, steps: int) -> None:
+        import time
+
+        elapsed = max(time.perf_counter() - self._started, 1e-9)
+        self._bar.update(self._task, completed=episodes_done, rate=f"{steps / elapsed:,.0f}")
+
+    def stop(self) -> None:
+        self._bar.stop()
+
+
+def build_runner(config: dict[str, Any], progress: Any) -> Any:
+    from eventroll.runners import ParallelRunner, SequentialRunner
+
+    runner = dict(config["runner"])
+    kind = runner.pop("type")
+    cls = {"parallel": ParallelRunner, "sequential": SequentialRunner}.get(kind)
+    if cls is None:
+        raise ConfigError(f"runner.type must be parallel or sequential, got {kind!r}")
+    return cls(**runner, **config["seeding"], progress=progress)
+
+
+def summary(result: Any, console: Any) -> None:
+    from rich.table import Table
+
+    rate = result.steps / max(result.wall_time, 1e-9)
+    table = Table(show_header=False, box=None, pad_edge=False)
+    style = "green" if result.ok else "red"
+    table.add_row("status", f"[{style}]{result.status}[/]")
+    table.add_row("episodes", f"{result.episodes} completed, {result.aborted} aborted, "
+                              f"of {result.n_episodes}")
+    table.add_row("steps", f"{result.steps:,} in {result.wall_time:.2f} s ({rate:,.0f} steps/s)")
+    table.add_row("run dir", result.run_dir)
+    console.print(table)
+    for error in result.errors[:20]:
+        console.print(f"[red]error:[/] {error}", highlight=False)
+
+
+def run_command(args: list[str]) -> int:
+    if any(a in ("-h", "--help") for a in args):
+        print(HELP, end="")
+        return 0
+    from rich.console import Console
+
+    from eventroll.cli.config import compose
+
+    console = Console(stderr=True)
+    try:
+        config, run_dir = compose(args)
+        runner = build_runner(config, RichProgress(console))
+        result = runner.run_with(config["env"], config["wrappers"], config["policy"],
+                                 run_dir=run_dir, config=config)
+    except EventrollError as exc:
+        print(f"eventroll run: error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
+    except KeyboardInterrupt:
+        print("eventroll run: interrupted; the run directory keeps what was recorded",
+              file=sys.stderr)
+        return 130
+    summary(result, console)
+    return result.exit_code
