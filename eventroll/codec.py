@@ -1,6 +1,7 @@
 """msgpack encoding of event maps, aware of numpy arrays and scalars.
 
-Plain msgpack types travel as themselves (tuples become arrays). numpy values
+Plain msgpack types travel as themselves (tuples become arrays, subclasses of
+builtins their base type, numpy.str_ and numpy.bytes_ scalars str and bytes). numpy values
 travel as msgpack extension types whose payload is itself msgpack:
 
 * ext 1, ndarray: ``[dtype.str, [dim, ...], raw C-order bytes]``
@@ -48,13 +49,24 @@ def _encode_default(obj: Any) -> Any:
         if obj.dtype.kind not in _ALLOWED_KINDS:
             raise CodecError(f"cannot encode a numpy array of dtype {obj.dtype}; "
                              "use a numeric, bool, bytes or unicode dtype")
-        data = np.ascontiguousarray(obj)
+        data = obj if obj.flags.c_contiguous else obj.copy(order="C")
         payload = msgpack.packb([data.dtype.str, list(data.shape), data.tobytes()])
         return msgpack.ExtType(EXT_NDARRAY, payload)
+    if isinstance(obj, np.str_):
+        return str(obj)
+    if isinstance(obj, np.bytes_):
+        return bytes(obj)
     if isinstance(obj, np.generic):
         if obj.dtype.kind not in _ALLOWED_KINDS:
             raise CodecError(f"cannot encode a numpy scalar of dtype {obj.dtype}")
         return msgpack.ExtType(EXT_SCALAR, msgpack.packb([obj.dtype.str, obj.tobytes()]))
+    if isinstance(obj, (tuple, list)):
+        return list(obj)
+    if isinstance(obj, dict):
+        return dict(obj)
+    for base in (bool, int, float, str, bytes):  # subclasses such as IntEnum
+        if isinstance(obj, base):
+            return base(obj)
     raise CodecError(f"cannot encode a value of type {type(obj).__name__}: {obj!r:.80}; "
                      "events carry only msgpack types and numpy arrays/scalars")
 
@@ -83,7 +95,7 @@ def _decode_ext(code: int, payload: bytes) -> Any:
         if count * dtype.itemsize != len(data):
             raise CodecError(f"ndarray of dtype {dtype.str} and shape {tuple(shape)} needs "
                              f"{count * dtype.itemsize} bytes, got {len(data)}")
-        return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+        return np.frombuffer(data, dtype=dtype).reshape(tuple(shape)).copy()
     if code == EXT_SCALAR:
         parts = msgpack.unpackb(payload, use_list=True, raw=False)
         if not (isinstance(parts, list) and len(parts) == 2 and isinstance(parts[1], bytes)):
@@ -99,7 +111,9 @@ def _decode_ext(code: int, payload: bytes) -> Any:
 def encode(obj: Any) -> bytes:
     """Encode a value (normally an event map) to msgpack bytes."""
     try:
-        return msgpack.packb(obj, default=_encode_default, use_bin_type=True, datetime=False)
+        # strict types: numpy.float64 (a float subclass) must keep its dtype
+        return msgpack.packb(obj, default=_encode_default, use_bin_type=True, datetime=False,
+                             strict_types=True)
     except CodecError:
         raise
     except (TypeError, ValueError, OverflowError) as exc:

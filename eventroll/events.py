@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -38,9 +39,10 @@ class Event:
     def to_record(self) -> dict[str, Any]:
         """The event as a flat map, ready to encode. ``seq`` is left to the hub."""
         record: dict[str, Any] = {"kind": self.KIND}
-        for f in dataclasses.fields(self):
-            if f.name != "seq" or self.seq >= 0:
-                record[_record_key(f.name)] = getattr(self, f.name)
+        for key, attr, _, _ in _FIELDS[self.KIND]:
+            record[key] = getattr(self, attr)
+        if self.seq >= 0:
+            record["seq"] = self.seq
         return record
 
 
@@ -167,28 +169,41 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 KINDS = tuple(EVENT_TYPES)
 
-_CHECKS = {
-    "int": lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool),
-    "float": lambda v: isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool),
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_float(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "int": _is_int,
+    "float": _is_float,
     "str": lambda v: isinstance(v, str),
     "bool": lambda v: isinstance(v, (bool, np.bool_)),
     "dict": lambda v: isinstance(v, dict),
     "list": lambda v: isinstance(v, list),
-    "Any": lambda v: True,
 }
 
 
-def _check(type_text: str, value: Any) -> bool:
+def _checker(type_text: str) -> Callable[[Any], bool] | None:
+    """A check for an annotation like ``int`` or ``int | None``; None accepts anything."""
     options = [t.strip() for t in type_text.split("|")]
-    if value is None:
-        return "None" in options
-    return any(_CHECKS[t](value) for t in options if t != "None")
+    if "Any" in options:
+        return None
+    checks = tuple(_CHECKS[t] for t in options if t != "None")
+    nullable = "None" in options
+    return lambda v: (v is None and nullable) or any(check(v) for check in checks)
 
 
-def _fields_of(cls: type[Event]) -> tuple[tuple[str, str, bool], ...]:
-    """(record key, annotation, required) for each field of a kind."""
+FieldSpec = tuple[str, str, "Callable[[Any], bool] | None", bool]
+
+
+def _fields_of(cls: type[Event]) -> tuple[FieldSpec, ...]:
+    """(record key, attribute, check, required) for each field of a kind, but ``seq``."""
     return tuple(
-        (_record_key(f.name), str(f.type),
+        (_record_key(f.name), f.name, _checker(str(f.type)),
          f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
         for f in dataclasses.fields(cls) if f.name != "seq"
     )
@@ -206,18 +221,18 @@ def from_record(record: Any) -> Event:
     if cls is None:
         raise EventError(f"unknown event kind {kind!r:.40}; known kinds: {', '.join(KINDS)}")
     values: dict[str, Any] = {}
-    for key, type_text, required in _FIELDS[kind]:
+    for key, attr, check, required in _FIELDS[kind]:
         if key not in record:
             if required:
                 raise EventError(f"{kind} event lacks the field {key!r}")
             continue
         value = record[key]
-        if not _check(type_text, value):
-            raise EventError(f"{kind} event field {key!r} should be {type_text}, "
-                             f"got {type(value).__name__}")
-        values[key + "_" if key == "return" else key] = value
+        if check is not None and not check(value):
+            raise EventError(f"{kind} event field {key!r} has the wrong type "
+                             f"({type(value).__name__})")
+        values[attr] = value
     if "seq" in record:
-        if not _check("int", record["seq"]):
+        if not _is_int(record["seq"]):
             raise EventError(f"{kind} event field 'seq' should be int")
         values["seq"] = record["seq"]
     event = cls(**values)

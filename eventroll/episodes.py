@@ -1,0 +1,64 @@
+"""Whole episodes assembled from a stream of events (in any interleaving of workers)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from eventroll.events import EpisodeEnd, EpisodeStart, Event, StepBatch
+
+
+def concat(columns: list[Any]) -> Any:
+    """Concatenate step columns, nested maps/lists of arrays included."""
+    first = columns[0]
+    if isinstance(first, dict):
+        return {key: concat([c[key] for c in columns]) for key in first}
+    if isinstance(first, list) and first and isinstance(first[0], np.ndarray):
+        return [concat([c[i] for c in columns]) for i in range(len(first))]
+    if isinstance(first, list):
+        return [item for c in columns for item in c]
+    return np.concatenate(columns)
+
+
+@dataclass
+class Episode:
+    """One episode: the reset observation, then one entry per step."""
+
+    index: int
+    worker: int
+    env_seed: int | None
+    agent_seed: int | None
+    reset_observation: Any
+    batches: list[StepBatch] = field(default_factory=list)
+    end: EpisodeEnd | None = None
+
+    def column(self, name: str) -> Any:
+        """A step column (``action``, ``observation``, ``reward``, ...) over the whole episode."""
+        return concat([getattr(batch, name) for batch in self.batches])
+
+    @property
+    def length(self) -> int:
+        return sum(batch.n for batch in self.batches)
+
+
+def assemble(events: Iterable[Event]) -> dict[int, Episode]:
+    """Episodes by index. Steps are checked to be contiguous within each episode."""
+    episodes: dict[int, Episode] = {}
+    for event in events:
+        if isinstance(event, EpisodeStart):
+            if event.episode in episodes:
+                raise ValueError(f"episode {event.episode} started twice")
+            episodes[event.episode] = Episode(event.episode, event.worker, event.env_seed,
+                                              event.agent_seed, event.observation)
+        elif isinstance(event, StepBatch):
+            episode = episodes[event.episode]
+            if event.t0 != episode.length:
+                raise ValueError(f"episode {event.episode}: steps {episode.length}..{event.t0 - 1} "
+                                 "missing")
+            episode.batches.append(event)
+        elif isinstance(event, EpisodeEnd) and event.episode in episodes:
+            episodes[event.episode].end = event
+    return episodes

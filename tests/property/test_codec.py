@@ -1,0 +1,122 @@
+"""Round trips through the codec, and what it makes of hostile bytes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from eventroll import codec, events
+from eventroll.errors import CodecError, EventError
+from tests.property.strategies import arrays, every_event, scalars, values
+
+
+def assert_same(a, b) -> None:
+    """Structural equality that compares numpy values by dtype, shape and bytes."""
+    if isinstance(a, np.ndarray):
+        assert isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape
+        assert a.tobytes() == b.tobytes()
+    elif isinstance(a, np.generic):
+        assert type(a) is type(b) and a.tobytes() == b.tobytes()
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b)
+        for key in a:
+            assert_same(a[key], b[key])
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, list) and len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_same(x, y)
+    else:
+        assert type(a) is type(b) and a == b
+
+
+class TestRoundTrip:
+    @given(arrays())
+    def test_arrays_keep_dtype_shape_and_bytes(self, array):
+        """Any numeric, bool, bytes or unicode array decodes to an equal array."""
+        assert_same(array, codec.decode(codec.encode(array)))
+
+    @given(scalars())
+    def test_numpy_scalars_stay_numpy_scalars(self, scalar):
+        """A numpy scalar decodes to a numpy scalar of the same dtype."""
+        assert_same(scalar, codec.decode(codec.encode(scalar)))
+
+    @given(values)
+    def test_nested_values(self, value):
+        """Nested maps and lists of msgpack and numpy values round-trip."""
+        assert_same(value, codec.decode(codec.encode(value)))
+
+    @given(every_event)
+    def test_every_event_kind(self, event):
+        """Every kind of event survives encode, decode and the schema check unchanged."""
+        record = event.to_record()
+        decoded = events.from_record(codec.decode(codec.encode(record)))
+        assert type(decoded) is type(event)
+        assert_same(record, decoded.to_record())
+
+    @given(every_event, st.integers(min_value=0, max_value=2**40))
+    def test_prepended_seq(self, event, seq):
+        """Adding ``seq`` to an encoded record gives the record with ``seq``."""
+        raw = codec.prepend_fields(codec.encode(event.to_record()), {"seq": seq})
+        decoded = events.from_record(codec.decode(raw))
+        assert decoded.seq == seq
+        assert_same(event.to_record(), {k: v for k, v in decoded.to_record().items() if k != "seq"})
+
+
+class TestRefusals:
+    @pytest.mark.parametrize("value", [object(), {1, 2}, np.array([object()]), 2**70, print])
+    def test_encode_refuses_what_it_cannot_describe(self, value):
+        """Objects, sets, object arrays and huge ints raise CodecError on encode."""
+        with pytest.raises(CodecError):
+            codec.encode({"x": value})
+
+    @given(st.binary(max_size=200))
+    def test_random_bytes_raise_only_codec_error(self, data):
+        """Garbage either decodes to some value or raises CodecError, nothing else."""
+        try:
+            codec.decode(data)
+        except CodecError:
+            pass
+
+    @given(every_event, st.data())
+    def test_corrupted_records_raise_only_our_errors(self, event, data):
+        """A record with a flipped byte or cut short raises CodecError or EventError, if anything."""
+        raw = bytearray(codec.encode(event.to_record()))
+        position = data.draw(st.integers(min_value=0, max_value=len(raw) - 1))
+        raw[position] ^= data.draw(st.integers(min_value=1, max_value=255))
+        cut = data.draw(st.integers(min_value=0, max_value=len(raw)))
+        for candidate in (bytes(raw), bytes(raw[:cut])):
+            try:
+                events.from_record(codec.decode(candidate))
+            except (CodecError, EventError):
+                pass
+
+    def test_array_bytes_must_match_dtype_and_shape(self):
+        """An ndarray extension whose bytes do not fill its shape is refused."""
+        import msgpack
+
+        payload = msgpack.packb(["<f8", [4], b"\x00" * 8])
+        with pytest.raises(CodecError, match="needs 32 bytes"):
+            codec.decode(msgpack.packb(msgpack.ExtType(codec.EXT_NDARRAY, payload)))
+
+    def test_object_dtype_is_refused_on_decode(self):
+        """A dtype outside the allowed kinds is refused, even when the bytes fit."""
+        import msgpack
+
+        payload = msgpack.packb(["|O", [1], b"\x00" * 8])
+        with pytest.raises(CodecError, match="refused numpy dtype"):
+            codec.decode(msgpack.packb(msgpack.ExtType(codec.EXT_NDARRAY, payload)))
+
+    def test_size_limit(self):
+        """A message over the configured limit is refused before decoding."""
+        limits = codec.Limits(max_message_bytes=64)
+        with pytest.raises(CodecError, match="exceeds the limit"):
+            codec.decode(codec.encode({"x": b"\x00" * 100}), limits)
+
+
+class TestStringScalars:
+    def test_numpy_str_and_bytes_scalars_travel_as_str_and_bytes(self):
+        """numpy.str_ and numpy.bytes_ (subclasses of str and bytes) decode as str and bytes."""
+        decoded = codec.decode(codec.encode([np.str_("ab"), np.bytes_(b"cd")]))
+        assert decoded == ["ab", b"cd"]
+        assert [type(v) for v in decoded] == [str, bytes]

@@ -1,0 +1,482 @@
+#!/usr/bin/env python
+"""Throughput of ``eventroll run`` against a plain Gymnasium loop, side by side.
+
+What it measures
+----------------
+Steps per second of whole processes, in CartPole-v1 with a uniformly random
+policy, for five configurations:
+
+* ``plain loop``: a plain Gymnasium loop in a fresh interpreter
+  (``python -c``): ``gym.make("CartPole-v1")``, then episode ``i`` starts with
+  ``env.reset(seed=i)`` and steps with ``env.action_space.sample()`` until the
+  process has done at least ``--steps`` steps. The action space is seeded once
+  (``env.action_space.seed(0)``) so that the step count is reproducible.
+* ``eventroll run`` as a subprocess, sequential runner, event log on / off
+  (``runner.record_event_logs=true|false``).
+* ``eventroll run`` as a subprocess, parallel runner with 2 workers
+  (``runner.n_processes=2``), event log on / off.
+
+Every run is timed from just before the process is started until it has
+exited, so interpreter start, imports, Hydra composition, spawning the bus hub,
+recorders and workers, and tearing them down are all included. steps/s is the
+number of steps the run did divided by that wall time.
+
+Each eventroll run has its own temporary run directory (``hydra.run.dir``) and
+fixed seeds (``seeding.env_base_seed=1 seeding.agent_base_seed=2``);
+``runner.n_episodes`` is chosen so that the run does at least ``--steps``
+steps (a random policy averages about 22.2 steps per CartPole episode; 3 % is
+added as margin). The steps a run really did are read from ``run.jsonl`` in its
+run directory (the ``run.end`` line); should a run fall short, the episode
+count is raised and the run is repeated. Run directories are removed as soon as
+a run has been read, and the temporary directory at the end.
+
+Every configuration runs ``--repeats`` times. The configurations are
+interleaved round-robin (each round runs every configuration once, and the
+starting configuration rotates from round to round), so that drift in the load
+of the machine affects every configuration alike. Before the timed rounds, one
+short untimed warm-up run of each configuration (``--warmup-steps``) fills the
+OS file cache and checks that every configuration works.
+
+The report (stdout) gives, per configuration, the median steps/s, its ratio to
+the plain loop's median, the spread of the repeats, and every run's steps/s in
+round order; with ``--markdown`` as a Markdown table for the README. Progress
+goes to stderr. The exit status is 1 if any run failed (a nonzero exit status
+of ``eventroll run`` or of the plain loop, or a timeout), else 0.
+
+How to run
+----------
+From the repository root, with the Python of the environment that has
+``eventroll`` installed::
+
+    python tools/bench_rollout.py                          # 200,000 steps, 3 repeats
+    python tools/bench_rollout.py --steps 1000000 --repeats 5
+    python tools/bench_rollout.py --markdown > bench.md    # a table for the README
+
+The ``eventroll`` command is looked up next to the running Python first, then
+on ``PATH`` (``--eventroll`` names it explicitly).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+
+SEEDS = ["seeding.env_base_seed=1", "seeding.agent_base_seed=2"]
+STEPS_PER_EPISODE = 22.2   # CartPole-v1 under a uniformly random policy, on average
+EPISODE_MARGIN = 1.03      # ask for 3 % more episodes than the average predicts
+HIGH_SPREAD = 0.10         # flag a configuration whose (max - min) / median exceeds this
+MAX_TOP_UPS = 3            # times a run that fell short of --steps is repeated with more episodes
+
+# The plain Gymnasium loop, run in a fresh interpreter: python -c PLAIN_LOOP STEPS
+PLAIN_LOOP = """\
+import json, sys
+import gymnasium as gym
+n = int(sys.argv[1])
+env = gym.make("CartPole-v1")
+env.action_space.seed(0)
+steps = episodes = 0
+while steps < n:
+    env.reset(seed=episodes)
+    episodes += 1
+    done = False
+    while not done:
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        steps += 1
+        done = terminated or truncated
+env.close()
+print(json.dumps({"steps": steps, "episodes": episodes}))
+"""
+
+
+@dataclass
+class Config:
+    """One configuration of the benchmark."""
+
+    name: str
+    overrides: list[str] | None = None   # None: the plain Gymnasium loop
+
+    @property
+    def plain(self) -> bool:
+        return self.overrides is None
+
+
+CONFIGS = [
+    Config("plain loop"),
+    Config("sequential, log on", ["runner=sequential", "runner.record_event_logs=true"]),
+    Config("sequential, log off", ["runner=sequential", "runner.record_event_logs=false"]),
+    Config("parallel 2, log on",
+           ["runner=parallel", "runner.n_processes=2", "runner.record_event_logs=true"]),
+    Config("parallel 2, log off",
+           ["runner=parallel", "runner.n_processes=2", "runner.record_event_logs=false"]),
+]
+
+
+@dataclass
+class Outcome:
+    """One process run."""
+
+    ok: bool
+    steps: int = 0
+    wall: float = 0.0
+    error: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.steps / self.wall if self.wall > 0 else 0.0
+
+
+@dataclass
+class Series:
+    """The timed runs of one configuration, in round order."""
+
+    config: Config
+    runs: list[Outcome] = field(default_factory=list)
+
+    @property
+    def rates(self) -> list[float]:
+        return [run.rate for run in self.runs]
+
+    @property
+    def median_rate(self) -> float:
+        return statistics.median(self.rates)
+
+    @property
+    def spread(self) -> float:
+        rates = self.rates
+        return (max(rates) - min(rates)) / statistics.median(rates)
+
+
+class Abort(Exception):
+    """A run failed and --keep-going was not given."""
+
+
+class Bench:
+    """Runs the processes; remembers where and with what."""
+
+    def __init__(self, eventroll: list[str], workdir: str, timeout: float | None) -> None:
+        self.eventroll = eventroll
+        self.workdir = workdir
+        self.timeout = timeout
+        self.n_episodes: dict[int, int] = {}   # target steps -> episodes, raised if a run falls short
+        self._count = 0
+
+    def episodes_for(self, steps: int) -> int:
+        if steps not in self.n_episodes:
+            self.n_episodes[steps] = max(1, math.ceil(steps / STEPS_PER_EPISODE * EPISODE_MARGIN))
+        return self.n_episodes[steps]
+
+    def command(self, config: Config, steps: int, run_dir: str) -> list[str]:
+        if config.plain:
+            return [sys.executable, "-c", PLAIN_LOOP, str(steps)]
+        return [*self.eventroll, "run", *config.overrides,
+                f"runner.n_episodes={self.episodes_for(steps)}", f"hydra.run.dir={run_dir}", *SEEDS]
+
+    def run(self, config: Config, steps: int) -> Outcome:
+        """Run ``config`` for at least ``steps`` steps; top up the episodes if it fell short."""
+        for _ in range(MAX_TOP_UPS + 1):
+            outcome = self._run_once(config, steps)
+            if not outcome.ok or outcome.steps >= steps or config.plain:
+                return outcome
+            old = self.n_episodes[steps]
+            self.n_episodes[steps] = math.ceil(old * steps / max(outcome.steps, 1) * 1.01) + 1
+            log(f"    {outcome.steps:,} steps < {steps:,} with {old:,} episodes; "
+                f"repeating with {self.n_episodes[steps]:,} episodes")
+        return Outcome(False, outcome.steps, outcome.wall,
+                       f"still {outcome.steps:,} steps < {steps:,} after {MAX_TOP_UPS} top-ups")
+
+    def _run_once(self, config: Config, steps: int) -> Outcome:
+        self._count += 1
+        run_dir = os.path.join(self.workdir, f"run{self._count:03d}")
+        argv = self.command(config, steps, run_dir)
+        try:
+            start = time.perf_counter()
+            proc = subprocess.run(argv, cwd=self.workdir, stdin=subprocess.DEVNULL,
+                                  capture_output=True, text=True, timeout=self.timeout)
+            wall = time.perf_counter() - start
+        except subprocess.TimeoutExpired:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            return Outcome(False, error=f"timed out after {self.timeout:g} s")
+        try:
+            if proc.returncode != 0:
+                return Outcome(False, wall=wall,
+                               error=f"exit status {proc.returncode}: {tail(proc.stderr)}")
+            try:
+                if config.plain:
+                    done = json.loads(proc.stdout.strip().splitlines()[-1])["steps"]
+                else:
+                    done = run_end(os.path.join(run_dir, "run.jsonl"))["steps"]
+            except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+                return Outcome(False, wall=wall, error=f"cannot read the step count: {exc}")
+            return Outcome(True, int(done), wall)
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def run_end(path: str) -> dict:
+    """The ``run.end`` record of a run's ``run.jsonl``."""
+    end = None
+    with open(path, encoding="utf-8") as file:
+        for line in file:
+            line = line.strip()
+            if line:
+                record = json.loads(line)
+                if record.get("event") == "run.end":
+                    end = record
+    if end is None:
+        raise ValueError(f"no run.end line in {path}")
+    if end.get("status") != "completed":
+        raise ValueError(f"run status {end.get('status')!r}")
+    return end
+
+
+def tail(text: str, lines: int = 5) -> str:
+    kept = [line for line in text.strip().splitlines() if line.strip()][-lines:]
+    return " | ".join(kept) or "(no stderr)"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def find_eventroll(explicit: str | None) -> list[str]:
+    if explicit:
+        path = shutil.which(explicit)
+        if path is None:
+            sys.exit(f"bench_rollout: error: --eventroll {explicit}: not found or not executable")
+        return [path]
+    beside = os.path.join(os.path.dirname(sys.executable), "eventroll")
+    if os.access(beside, os.X_OK):
+        return [beside]
+    path = shutil.which("eventroll")
+    if path is None:
+        sys.exit("bench_rollout: error: no `eventroll` command next to this Python or on PATH; "
+                 "install the package (pip install -e .) or pass --eventroll")
+    return [path]
+
+
+def version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = cpus
+    text = f"nproc {usable}" + (f" (of {cpus} CPUs)" if usable != cpus else "")
+    return (f"{text}, {platform.system()} {platform.release()} {platform.machine()}, "
+            f"{platform.python_implementation()} {platform.python_version()}, "
+            f"gymnasium {version('gymnasium')}, eventroll {version('eventroll')}, "
+            f"pyzmq {version('pyzmq')}")
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def rounds_order(n_configs: int, round_index: int) -> list[int]:
+    """Round-robin, with the starting configuration rotating from round to round."""
+    return [(round_index + k) % n_configs for k in range(n_configs)]
+
+
+def report(series: list[Series], args: argparse.Namespace, bench: Bench, notes: dict[str, str]) -> str:
+    baseline = series[0].median_rate
+    headers = ["configuration", "steps/run", "median wall (s)", "median steps/s", "vs plain loop",
+               "spread", "steps/s of each run (round order)"]
+    rows = []
+    for s in series:
+        steps = sorted({run.steps for run in s.runs})
+        rows.append([
+            s.config.name,
+            f"{steps[0]:,}" if len(steps) == 1 else f"{steps[0]:,}-{steps[-1]:,}",
+            f"{statistics.median(run.wall for run in s.runs):.2f}",
+            f"{s.median_rate:,.0f}",
+            f"{s.median_rate / baseline:.3f}x",
+            f"{s.spread:.1%}",
+            " ".join(f"{rate:,.0f}" for rate in s.rates),
+        ])
+    right = {1, 2, 3, 4, 5}
+    out = []
+    title = (f"CartPole-v1, random policy: steps/s of whole processes (interpreter start to exit), "
+             f"median of {args.repeats} runs of >= {args.steps:,} steps each")
+    if args.markdown:
+        out.append(f"**{title}**\n")
+        out.append("| " + " | ".join(headers) + " |")
+        out.append("|" + "|".join("---:" if i in right else ":---" for i in range(len(headers))) + "|")
+        out += ["| " + " | ".join(row) + " |" for row in rows]
+        out.append("")
+        out.append(f"- command: `{notes['command']}`")
+        out.append(f"- machine: {notes['machine']}")
+        out.append(f"- load average (1/5/15 min) before: {notes['load_before']}, "
+                   f"after: {notes['load_after']}")
+        out.append(f"- total time: {notes['total']}")
+        out.append("- processes run:")
+        out.append("")
+        out.append("  ```")
+        out += [f"  {line}" for line in notes["commands"]]
+        out.append("  ```")
+        for line in notes["anomalies"]:
+            out.append(f"- note: {line}")
+    else:
+        out.append(title)
+        out.append("")
+        widths = [max(len(headers[i]), *(len(row[i]) for row in rows)) for i in range(len(headers))]
+
+        def line(cells: list[str]) -> str:
+            return "  ".join(cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+                             for i, cell in enumerate(cells)).rstrip()
+
+        out.append(line(headers))
+        out.append(line(["-" * w for w in widths]))
+        out += [line(row) for row in rows]
+        out.append("")
+        out.append(f"command:  {notes['command']}")
+        out.append(f"machine:  {notes['machine']}")
+        out.append(f"load average (1/5/15 min) before: {notes['load_before']}, "
+                   f"after: {notes['load_after']}")
+        out.append(f"total time: {notes['total']}")
+        out.append("processes run:")
+        out += [f"  {line}" for line in notes["commands"]]
+        for line in notes["anomalies"]:
+            out.append(f"note: {line}")
+    return "\n".join(out)
+
+
+def anomalies(series: list[Series]) -> list[str]:
+    found = []
+    for s in series:
+        if len(s.runs) > 1 and s.spread > HIGH_SPREAD:
+            found.append(f"high variance in '{s.config.name}': the runs' steps/s spread over "
+                         f"{s.spread:.0%} of the median ({min(s.rates):,.0f} to {max(s.rates):,.0f})")
+    return found
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bench_rollout.py",
+        description="Benchmark `eventroll run` (sequential and parallel with 2 workers, event "
+                    "log on and off) against a plain Gymnasium CartPole-v1 loop. Every run is a "
+                    "separate process, timed from start to exit; the report gives the median "
+                    "steps/s per configuration and its ratio to the plain loop.",
+        epilog="Example: python tools/bench_rollout.py --steps 1000000 --repeats 3 --markdown. "
+               "Progress goes to stderr, the report to stdout. Exit status 1 if any run failed.",
+)
+    parser.add_argument("--steps", type=int, default=200_000,
+                        help="minimum number of env steps of every run (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed runs of every configuration, interleaved round-robin (default: %(default)s)")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the report as a Markdown table (for the README)")
+    parser.add_argument("--warmup-steps", type=int, default=2_000,
+                        help="steps of one untimed warm-up run of every configuration; 0: none "
+                             "(default: %(default)s)")
+    parser.add_argument("--timeout", type=float, default=3600.0,
+                        help="seconds after which a run is killed and counted as failed "
+                             "(default: %(default)s)")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="after a failed run, go on with the other runs (default: stop)")
+    parser.add_argument("--tmpdir", default=None,
+                        help="where the temporary run directories go (default: the system's)")
+    parser.add_argument("--eventroll", default=None, metavar="CMD",
+                        help="the eventroll command (default: next to this Python, else on PATH)")
+    args = parser.parse_args(argv)
+    if args.steps < 1:
+        parser.error("--steps must be at least 1")
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    if args.warmup_steps < 0:
+        parser.error("--warmup-steps must be >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    eventroll = find_eventroll(args.eventroll)
+    command = shlex.join([sys.executable, *(sys.argv if argv is None else ["bench_rollout.py", *argv])])
+    workdir = tempfile.mkdtemp(prefix="eventroll-bench-", dir=args.tmpdir)
+    bench = Bench(eventroll, workdir, args.timeout)
+    series = [Series(config) for config in CONFIGS]
+    failures: list[str] = []
+    load_before = loadavg()
+    started = time.perf_counter()
+    log(f"bench_rollout: {len(CONFIGS)} configurations x {args.repeats} repeats, "
+        f">= {args.steps:,} steps each; run dirs under {workdir}")
+    try:
+        if args.warmup_steps:
+            for config in CONFIGS:
+                outcome = bench.run(config, args.warmup_steps)
+                log(f"  warm-up  {config.name:<20} "
+                    + (f"{outcome.steps:,} steps in {outcome.wall:.2f} s" if outcome.ok
+                       else f"FAILED: {outcome.error}"))
+                if not outcome.ok:
+                    failures.append(f"warm-up of '{config.name}': {outcome.error}")
+                    if not args.keep_going:
+                        raise Abort
+        for r in range(args.repeats):
+            for index in rounds_order(len(CONFIGS), r):
+                s = series[index]
+                outcome = bench.run(s.config, args.steps)
+                if outcome.ok:
+                    s.runs.append(outcome)
+                    log(f"  round {r + 1}/{args.repeats}  {s.config.name:<20} {outcome.steps:,} "
+                        f"steps in {outcome.wall:.2f} s = {outcome.rate:,.0f} steps/s")
+                else:
+                    log(f"  round {r + 1}/{args.repeats}  {s.config.name:<20} FAILED: "
+                        f"{outcome.error}")
+                    failures.append(f"round {r + 1} of '{s.config.name}': {outcome.error}")
+                    if not args.keep_going:
+                        raise Abort
+    except Abort:
+        pass
+    except KeyboardInterrupt:
+        log("bench_rollout: interrupted")
+        failures.append("interrupted")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    total = time.perf_counter() - started
+
+    for failure in failures:
+        print(f"bench_rollout: run failed: {failure}", file=sys.stderr)
+    complete = [s for s in series if s.runs]
+    if not series[0].runs or not complete:
+        print("bench_rollout: no report: the plain loop has no successful run", file=sys.stderr)
+        return 1
+    shown = "<tmp run dir>"
+    notes = {
+        "command": command,
+        "machine": machine(),
+        "load_before": load_before,
+        "load_after": loadavg(),
+        "total": f"{total:,.0f} s",
+        "commands": [shlex.join(bench.command(c, args.steps, shown)).replace(
+            shlex.quote(PLAIN_LOOP), "'<plain Gymnasium loop, see the docstring>'")
+            for c in CONFIGS],
+        "anomalies": anomalies(complete) + [f"run failed: {f}" for f in failures]
+                     + [f"'{s.config.name}' has only {len(s.runs)} of {args.repeats} runs"
+                        for s in complete if len(s.runs) < args.repeats],
+    }
+    print(report(complete, args, bench, notes))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
