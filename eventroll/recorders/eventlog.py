@@ -76,6 +76,7 @@ class EventLogReader:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         self.truncated_bytes = 0
+        self._consumed = 0
         self.header: dict[str, Any] = {}
 
     def records(self) -> Iterator[dict[str, Any]]:
@@ -91,8 +92,7 @@ class EventLogReader:
                         first = False
                         continue
                     yield record
-            consumed = unpacker.tell()
-            self.truncated_bytes = file.tell() - consumed
+            self.truncated_bytes = file.tell() - self._consumed
         if first:
             raise CodecError(f"{self.path}: empty or truncated before the end of its header")
 
@@ -108,7 +108,7 @@ class EventLogReader:
         while True:
             offset = unpacker.tell()
             try:
-                yield next(unpacker)
+                record = next(unpacker)
             except StopIteration:
                 return
             except CodecError as exc:
@@ -116,6 +116,8 @@ class EventLogReader:
             except Exception as exc:  # msgpack's own errors on corrupt bytes
                 raise CodecError(f"{self.path}: malformed record at byte {offset} "
                                  f"({type(exc).__name__}: {exc})") from None
+            self._consumed = unpacker.tell()  # the start of the next record
+            yield record
 
     def _check_header(self, record: Any) -> dict[str, Any]:
         if not (isinstance(record, dict) and record.get("format") == FORMAT):

@@ -91,6 +91,7 @@ class RunSession:
         self._processes: list[BaseProcess] = []
         self._recorders: dict[str, BaseProcess] = {}
         self.workers: list[BaseProcess] = []
+        self._worker_specs: list[ProcessSpec] = []
         self._client: bus.HubClient | None = None
         self.driver: bus.Publisher | None = None
         self._live: bus.LiveSubscription | None = None
@@ -122,6 +123,9 @@ class RunSession:
                 f"eventroll-{spec.name}", recorder_main,
                 (object_path(spec.factory), spec.kwargs, self.endpoints.durable, spec.name,
                  self.timeouts.start))
+        # keep the specs: spawned children unpickle their args (and the shared counter's
+        # semaphore) after start() returns, and start() drops its own references
+        self._worker_specs = list(workers)
         self.workers = [self._spawn(spec.name, spec.target, spec.args) for spec in workers]
         self._client = bus.HubClient(self.endpoints.control)
         self._wait_registered(hub, {spec.name for spec in recorders})

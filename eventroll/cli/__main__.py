@@ -1,0 +1,5 @@
+import sys
+
+from eventroll.cli import main
+
+sys.exit(main())

@@ -1,0 +1,87 @@
+"""The bus with real processes and sockets: gaps are named, garbage is refused and counted."""
+
+from __future__ import annotations
+
+import zmq
+
+from eventroll import bus, read_events
+from eventroll.events import Custom, RunEnd
+from eventroll.recorders.eventlog import EventLogRecorder
+from eventroll.runners.session import RecorderSpec, RunSession, Timeouts
+
+TIMEOUTS = Timeouts(start=30, stall=10, finish=10, reap=5)
+
+
+def session_with_log(tmp_path) -> tuple[RunSession, str]:
+    path = str(tmp_path / "events.msgpack")
+    session = RunSession([RecorderSpec("eventlog", EventLogRecorder, {"path": path, "run_id": "t"})],
+                         timeouts=TIMEOUTS)
+    session.start()
+    session.go()
+    return session, path
+
+
+def run_end() -> RunEnd:
+    return RunEnd(run_id="t", status="completed", episodes=0, aborted=0, steps=0, wall_time=0.0)
+
+
+class TestGaps:
+    def test_a_gap_names_the_worker_and_the_range(self, tmp_path):
+        """Events missing from a worker's stream are reported with worker id and wseq range."""
+        session, path = session_with_log(tmp_path)
+        with session:
+            source = bus.Publisher(session.endpoints.ingress, 5, stall_timeout=5, ack_timeout=5)
+            try:
+                for i in range(2):
+                    source.add(Custom(name="x", fields={"i": i}))
+                source.flush()
+                source._next_wseq = source._first_wseq = 5  # lose wseq 2..4 on purpose
+                source.finish(Custom(name="x", fields={"i": 5}))
+            finally:
+                source.close()
+            report = session.finish(run_end())
+        assert "worker 5: events wseq 2..4 missing" in report["errors"]
+        recorder = report["durable"]["eventlog"]
+        assert "worker 5: events wseq 2..4 missing" in recorder["errors"]
+        assert [e.wseq for e in read_events(path) if e.worker == 5] == [0, 1, 5]
+
+    def test_a_stream_without_its_end_marker_is_reported(self, tmp_path):
+        """A source that stops without its end marker is named in the hub's report."""
+        session, _ = session_with_log(tmp_path)
+        with session:
+            source = bus.Publisher(session.endpoints.ingress, 3, stall_timeout=5, ack_timeout=5)
+            source.add(Custom(name="x"))
+            source.flush()
+            source.close()
+            report = session.finish(run_end())
+        assert any("worker 3: stream ended without its end marker after wseq 0" in e
+                   for e in report["errors"])
+
+
+class TestHostileInput:
+    def test_malformed_messages_are_refused_and_counted(self, tmp_path):
+        """Garbage to the hub and garbage events to the recorder are refused, counted, not logged;
+        both keep working and the good events are recorded."""
+        session, path = session_with_log(tmp_path)
+        with session:
+            context = zmq.Context()
+            raw = context.socket(zmq.DEALER)
+            raw.setsockopt(zmq.LINGER, 1000)
+            raw.connect(session.endpoints.ingress)
+            raw.send_multipart([b"garbage"])  # a header of the wrong size
+            header = bus.HEADER.pack(bus.VERSION, 0, 9, 0, 2, 0, 0, 0)
+            raw.send_multipart([header, b"\xc1\xc1", b"\x81\xa4kind\xa4nope"])  # bad msgpack, bad kind
+            raw.send_multipart([header, b"only one"])  # count mismatch
+            raw.close()
+            context.term()
+            source = bus.Publisher(session.endpoints.ingress, 0, stall_timeout=5, ack_timeout=5)
+            try:
+                source.finish(Custom(name="good"))
+            finally:
+                source.close()
+            report = session.finish(run_end())
+        assert report["rejected"] == 2
+        recorder = report["durable"]["eventlog"]
+        assert recorder["rejected"] == 2
+        assert any("unknown event kind 'nope'" in e for e in recorder["errors"])
+        assert [e.KIND for e in read_events(path)] == ["custom", "run.end"]

@@ -1,0 +1,66 @@
+"""An exception in an episode aborts that episode only; the run says it failed."""
+
+from __future__ import annotations
+
+import pytest
+
+from eventroll import ParallelRunner, SequentialRunner, read_events
+from eventroll.episodes import assemble
+from eventroll.testing import failing_env
+
+ENV = {"name": "eventroll.testing:failing_env", "length": 5, "fail_step": 2, "fail_every": 3}
+SEEDS = dict(explicit_env_seeds=[1, 2, 3, 4, 5, 6], agent_base_seed=0)
+
+
+@pytest.mark.parametrize("runner", [SequentialRunner(n_episodes=6, console=None, **SEEDS),
+                                    ParallelRunner(n_episodes=6, n_processes=2, console=None,
+                                                   **SEEDS)], ids=["sequential", "parallel"])
+class TestEnvRaisesInStep:
+    def test_failed_episodes_are_aborted_and_the_rest_complete(self, runner, tmp_path):
+        """Episodes whose env raises are aborted; the other episodes complete, whole."""
+        result = runner.run_with(ENV, run_dir=str(tmp_path / "run"))
+        assert (result.status, result.exit_code) == ("failed", 1)
+        assert (result.episodes, result.aborted) == (4, 2)
+        episodes = assemble(read_events(result.event_log))
+        aborted = sorted(i for i, ep in episodes.items() if ep.end.aborted)
+        assert aborted == [2, 5]  # seeds 3 and 6
+        for index, episode in episodes.items():
+            assert episode.length == (2 if index in aborted else 5)
+            assert episode.end.terminated == (index not in aborted)
+
+    def test_the_error_names_episode_and_step(self, runner, tmp_path):
+        """Each abort has a worker.error event naming the episode, the step and the traceback."""
+        result = runner.run_with(ENV, run_dir=str(tmp_path / "run"))
+        errors = [e for e in read_events(result.event_log) if e.KIND == "worker.error"]
+        assert sorted(e.episode for e in errors) == [2, 5]
+        for error in errors:
+            assert f"episode {error.episode}, step 2: RuntimeError" in error.error
+            assert "planned failure" in error.traceback
+
+
+def test_factory_objects_work_in_the_sequential_runner(tmp_path):
+    """A factory callable is an env too."""
+    result = SequentialRunner(n_episodes=2, env_base_seed=1, agent_base_seed=1).run_with(
+        failing_env, run_dir=str(tmp_path / "run"))
+    assert result.ok and result.steps == 10
+
+
+def test_parallel_runner_names_an_env_it_cannot_send(tmp_path):
+    """With spawned workers, an unpicklable env factory fails at once with a clear fix."""
+    from eventroll.errors import ConfigError
+
+    runner = ParallelRunner(n_episodes=2, n_processes=2, start_method="spawn")
+    with pytest.raises(ConfigError, match="cannot be sent to worker processes.*module-level"):
+        runner.run_with(lambda **kw: failing_env(**kw), run_dir=str(tmp_path / "run"))
+
+
+def test_spawned_workers_record_the_same_run(tmp_path):
+    """The spawn start method gives the same episodes as fork."""
+    results = [ParallelRunner(n_episodes=8, n_processes=2, start_method=method,
+                              env_base_seed=3, agent_base_seed=4).run_with(
+                   "CartPole-v1", run_dir=str(tmp_path / method))
+               for method in ("spawn", "fork")]
+    assert all(r.ok for r in results)
+    steps = [{i: ep.length for i, ep in assemble(read_events(r.event_log)).items()}
+             for r in results]
+    assert steps[0] == steps[1]

@@ -1,0 +1,73 @@
+"""The event log reader: clean stops at a truncated tail, clear errors on damage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eventroll import codec
+from eventroll.errors import CodecError
+from eventroll.events import Custom, EpisodeStart
+from eventroll.recorders.eventlog import EventLogReader, EventLogRecorder, read_events
+
+
+@pytest.fixture
+def log_path(tmp_path):
+    path = str(tmp_path / "events.msgpack")
+    recorder = EventLogRecorder(path, run_id="r1")
+    for seq in range(5):
+        event = EpisodeStart(episode=seq, env_seed=seq, agent_seed=seq,
+                             observation=np.arange(4, dtype=np.float32) + seq, worker=0, wseq=seq)
+        recorder.handle(event, codec.prepend_fields(codec.encode(event.to_record()), {"seq": seq}))
+    recorder.close()
+    return path
+
+
+class TestEventLogReader:
+    def test_reads_header_and_events(self, log_path):
+        """The reader yields every event with its seq and restores numpy arrays."""
+        reader = EventLogReader(log_path)
+        events = list(reader)
+        assert reader.header["run_id"] == "r1" and reader.header["format"] == "eventroll-events"
+        assert [e.seq for e in events] == list(range(5))
+        np.testing.assert_array_equal(events[3].observation, np.arange(4, dtype=np.float32) + 3)
+        assert reader.truncated_bytes == 0
+
+    def test_plain_msgpack_readers_can_read_it(self, log_path):
+        """The file is a plain stream of msgpack maps."""
+        import msgpack
+
+        records = list(msgpack.Unpacker(open(log_path, "rb"), raw=False))
+        assert records[0]["format"] == "eventroll-events"
+        assert [r["kind"] for r in records[1:]] == ["episode.start"] * 5
+
+    @pytest.mark.parametrize("cut", [1, 7, 30])
+    def test_truncated_tail_stops_cleanly(self, log_path, cut):
+        """A log cut inside its last record yields the complete records and counts the rest."""
+        data = open(log_path, "rb").read()
+        with open(log_path, "wb") as file:
+            file.write(data[:-cut])
+        reader = EventLogReader(log_path)
+        events = list(reader)
+        assert [e.seq for e in events] == [0, 1, 2, 3]
+        assert reader.truncated_bytes > 0
+
+    def test_not_a_log(self, tmp_path):
+        """A file without the header is named as not an event log."""
+        path = tmp_path / "x.msgpack"
+        path.write_bytes(codec.encode({"hello": 1}))
+        with pytest.raises(CodecError, match="not an eventroll event log"):
+            list(read_events(path))
+
+    def test_damaged_record_names_its_offset(self, tmp_path):
+        """A record that cannot be decoded raises CodecError naming the byte offset."""
+        path = tmp_path / "events.msgpack"
+        header = codec.encode({"format": "eventroll-events", "version": 1, "run_id": "r"})
+        path.write_bytes(header + codec.encode(Custom(name="x").to_record()) + b"\xc1")
+        with pytest.raises(CodecError, match="malformed record at byte"):
+            list(read_events(path))
+
+    def test_never_overwrites(self, log_path):
+        """The recorder refuses to open an existing log."""
+        with pytest.raises(FileExistsError):
+            EventLogRecorder(log_path, run_id="again")

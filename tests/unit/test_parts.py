@@ -1,0 +1,122 @@
+"""Seeds, sequence checks, env and policy resolution, called directly with plain data."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from eventroll import ParallelRunner, SequentialRunner
+from eventroll.environments import env_factory
+from eventroll.errors import ConfigError
+from eventroll.policies import RandomPolicy, build_policy
+from eventroll.runners.loop import run_interaction_loop
+from eventroll.seeding import derive_seeds, resolve_seeds
+from eventroll.stream import SequenceChecker
+
+
+class TestSeeds:
+    def test_prefix_does_not_depend_on_count(self):
+        """Episode i's seed is the same whether the run has 5 or 500 episodes."""
+        assert derive_seeds(7, 500)[:5] == derive_seeds(7, 5)
+
+    def test_explicit_lists_shorten_the_run_with_a_warning(self):
+        """min(n_episodes, len(seeds)) episodes, and a warning that says so."""
+        seeds = resolve_seeds(10, explicit_env_seeds=[4, 5], agent_base_seed=1)
+        assert seeds.env == [4, 5] and len(seeds.agent) == 2
+        assert "holds 2 seeds for 10 episodes" in seeds.warnings[0]
+
+    def test_unset_base_seeds_are_drawn_and_kept(self):
+        """A null base seed is drawn at random and recorded on the result."""
+        seeds = resolve_seeds(3)
+        assert seeds.env == derive_seeds(seeds.env_base_seed, 3)
+
+    @pytest.mark.parametrize("bad", [[], [-1], ["a"], [True]])
+    def test_bad_explicit_seeds(self, bad):
+        """Explicit seeds must be a non-empty list of non-negative integers."""
+        with pytest.raises(ConfigError, match="explicit_env_seeds"):
+            resolve_seeds(3, explicit_env_seeds=bad)
+
+
+class TestSequenceChecker:
+    def test_contiguous_stream_has_no_errors(self):
+        """Interleaved workers with contiguous numbers pass."""
+        checker = SequenceChecker()
+        for seq, (worker, wseq) in enumerate([(0, 0), (1, 0), (0, 1), (1, 1)]):
+            assert checker.observe(seq, worker, wseq) == []
+        assert checker.finish(4, {0: 1, 1: 1}) == []
+
+    def test_gap_names_worker_and_range(self):
+        """A skipped wseq is reported with the worker and the missing range."""
+        checker = SequenceChecker()
+        checker.observe(0, 2, 0)
+        assert checker.observe(1, 2, 4) == ["worker 2: events wseq 1..3 missing"]
+
+    def test_missing_tail_is_found_at_finish(self):
+        """Events announced but never received are reported at the end."""
+        checker = SequenceChecker()
+        checker.observe(0, 0, 0)
+        assert checker.finish(3, {0: 2}) == ["global: events seq 1..2 missing",
+                                             "worker 0: events wseq 1..2 missing"]
+
+
+class TestEnvAndPolicy:
+    def test_env_by_id_with_kwargs_and_wrappers(self):
+        """A mapping names the env and its kwargs; wrappers apply in order."""
+        factory = env_factory({"name": "CartPole-v1", "sutton_barto_reward": True},
+                              {"gymnasium.wrappers.ClipReward": {"min_reward": -0.5}})
+        env = factory()
+        assert isinstance(env, gym.wrappers.ClipReward)
+        assert env.unwrapped._sutton_barto_reward is True
+
+    def test_unknown_wrapper_fails_once_with_its_path(self):
+        """A wrapper path that does not import is named."""
+        with pytest.raises(ConfigError, match="no attribute 'Nope'"):
+            env_factory("CartPole-v1", {"gymnasium.wrappers:Nope": {}})
+
+    def test_policy_by_import_path_gets_spaces(self):
+        """A policy class by import path is built with the env's spaces."""
+        env = gym.make("CartPole-v1")
+        policy = build_policy({"name": "eventroll.policies:RandomPolicy"}, env.observation_space,
+                              env.action_space)
+        assert isinstance(policy, RandomPolicy)
+
+    def test_not_a_policy(self):
+        """An object without the policy methods is refused with what it needs."""
+        env = gym.make("CartPole-v1")
+        with pytest.raises(ConfigError, match="needs seed"):
+            build_policy(object(), env.observation_space, env.action_space)
+
+    @pytest.mark.parametrize("n", [0, -1, 1.5, True])
+    def test_n_processes_below_one_is_refused_at_once(self, n):
+        """ParallelRunner rejects n_processes < 1 (and non-integers) when constructed."""
+        with pytest.raises(ConfigError, match="n_processes"):
+            ParallelRunner(n_processes=n)
+
+
+class TestInteractionLoop:
+    def test_seeded_loop_is_repeatable_and_calls_back(self):
+        """run_interaction_loop with seed lists repeats exactly; the callback sees each reset."""
+        env = gym.make("CartPole-v1")
+        policy = RandomPolicy(env.action_space)
+        resets = []
+        runs = [run_interaction_loop(env, policy, 3, env_seeds=[1, 2, 3], agent_seeds=[4, 5, 6],
+                                     after_reset_callback=lambda e, i, obs, info: resets.append(i))
+                for _ in range(2)]
+        assert [s.length for s in runs[0]] == [s.length for s in runs[1]]
+        assert [s.return_ for s in runs[0]] == [s.return_ for s in runs[1]]
+        assert resets == [0, 1, 2, 0, 1, 2]
+
+    def test_too_few_seeds(self):
+        """Seed lists shorter than n_episodes are refused."""
+        env = gym.make("CartPole-v1")
+        with pytest.raises(ValueError, match="env_seeds holds 1 seeds"):
+            run_interaction_loop(env, RandomPolicy(env.action_space), 2, env_seeds=[1])
+
+
+def test_sequential_runner_accepts_an_env_object(tmp_path):
+    """An env object is used as it is by the sequential runner."""
+    env = gym.make("CartPole-v1")
+    result = SequentialRunner(n_episodes=2, env_base_seed=0, agent_base_seed=0).run_with(
+        env, run_dir=str(tmp_path / "run"))
+    assert result.ok and np.isfinite(result.steps)
