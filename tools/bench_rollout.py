@@ -190,7 +190,7 @@ class Bench:
             if not outcome.ok or outcome.steps >= steps or config.plain:
                 return outcome
             old = self.n_episodes[steps]
-            self.n_episodes[steps] = math.ceil(old * steps / max(outcome.steps, 1) * 1.01) + 1
+            self.n_episodes[steps] = math.ceil(old * steps / max(outcome.steps, 1) * EPISODE_MARGIN) + 1
             log(f"    {outcome.steps:,} steps < {steps:,} with {old:,} episodes; "
                 f"repeating with {self.n_episodes[steps]:,} episodes")
         return Outcome(False, outcome.steps, outcome.wall,
@@ -311,13 +311,14 @@ def report(series: list[Series], args: argparse.Namespace, bench: Bench, notes: 
             f"{statistics.median(run.wall for run in s.runs):.2f}",
             f"{s.median_rate:,.0f}",
             f"{s.median_rate / baseline:.3f}x",
-            f"{s.spread:.1%}",
+            f"{s.spread:.1%}" if len(s.runs) > 1 else "-",
             " ".join(f"{rate:,.0f}" for rate in s.rates),
         ])
     right = {1, 2, 3, 4, 5}
     out = []
     title = (f"CartPole-v1, random policy: steps/s of whole processes (interpreter start to exit), "
-             f"median of {args.repeats} runs of >= {args.steps:,} steps each")
+             f"median of {args.repeats} run{'s' if args.repeats > 1 else ''} of >= {args.steps:,} "
+             "steps each")
     if args.markdown:
         out.append(f"**{title}**\n")
         out.append("| " + " | ".join(headers) + " |")
@@ -418,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[str] = []
     load_before = loadavg()
     started = time.perf_counter()
-    log(f"bench_rollout: {len(CONFIGS)} configurations x {args.repeats} repeats, "
+    log(f"bench_rollout: {len(CONFIGS)} configurations x {args.repeats} repeat(s), "
         f">= {args.steps:,} steps each; run dirs under {workdir}")
     try:
         if args.warmup_steps:
@@ -458,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_rollout: run failed: {failure}", file=sys.stderr)
     complete = [s for s in series if s.runs]
     if not series[0].runs or not complete:
-        print("bench_rollout: no report: the plain loop has no successful run", file=sys.stderr)
+        print("bench_rollout: no report: no timed run of the plain loop completed", file=sys.stderr)
         return 1
     shown = "<tmp run dir>"
     notes = {
