@@ -4,7 +4,7 @@ Every socket here is created by the process that uses it, inside that process.
 
 Wire protocol (multipart ZeroMQ messages; event frames are msgpack maps)::
 
-  source  -> hub  ingress  ROUTER: [HEADER, event, ...]        reply on end: [b"ack", U64]
+  source  -> hub  ingress  ROUTER: [HEADER, event, ...]        reply on END/ACK: [b"ack", U64]
   durable -> hub  durable  ROUTER: [b"register", name]         reply: [b"confirm"]
   hub -> durable                 : [b"events", SEQ, HEADER, event, ...] | [b"fin", U64]
   durable -> hub                 : [b"done", report]
@@ -36,7 +36,8 @@ HEADER = struct.Struct("<BBiQIIII")  # version, flags, worker, first wseq, event
 SEQ = struct.Struct("<Q")
 U64 = struct.Struct("<Q")
 VERSION = 1
-FLAG_END = 1
+FLAG_END = 1  # the source's last message
+FLAG_ACK = 2  # the source waits for the hub's acknowledgement
 
 LINGER_MS = 2000
 SOURCE_HWM = 64  # messages queued per source before it blocks (backpressure)
@@ -161,10 +162,11 @@ class Publisher:
             self._episode_ends += 1
             self._aborted += bool(event.aborted)  # type: ignore[attr-defined]
 
-    def flush(self, *, end: bool = False) -> None:
-        if not self._frames and not end:
+    def flush(self, *, end: bool = False, ack: bool = False) -> None:
+        if not self._frames and not (end or ack):
             return
-        header = HEADER.pack(VERSION, FLAG_END if end else 0, self.worker, self._first_wseq,
+        flags = (FLAG_END if end else 0) | (FLAG_ACK if ack else 0)
+        header = HEADER.pack(VERSION, flags, self.worker, self._first_wseq,
                              len(self._frames), self._steps, self._episode_ends, self._aborted)
         _send(self._sock, [header, *self._frames], self._stall_timeout,
               f"worker {self.worker} sending to the hub")
@@ -173,17 +175,25 @@ class Publisher:
         self._steps = self._episode_ends = self._aborted = 0
         self.last_flush = time.monotonic()
 
+    def sync(self) -> None:
+        """Send what is pending and wait until the hub has forwarded it."""
+        self.flush(ack=True)
+        self._wait_ack("events")
+
     def finish(self, last: Event) -> None:
         """Send ``last`` as the end of this source's stream and wait for the ack."""
         self.add(last)
-        last_wseq = self._next_wseq - 1
         self.flush(end=True)
+        self._wait_ack("the end of the stream")
+
+    def _wait_ack(self, what: str) -> None:
+        last_wseq = self._next_wseq - 1
         reply = _poll_recv(self._sock, self._ack_timeout)
         if reply is None:
-            raise BusError(f"the hub did not acknowledge the end of worker {self.worker}'s stream "
+            raise BusError(f"the hub did not acknowledge {what} of worker {self.worker} "
                            f"within {self._ack_timeout:g} s")
-        if reply != [b"ack", U64.pack(last_wseq)]:
-            raise BusError(f"the hub acknowledged worker {self.worker}'s stream with {reply!r:.80}")
+        if reply != [b"ack", U64.pack(last_wseq & 0xFFFFFFFFFFFFFFFF)]:
+            raise BusError(f"the hub acknowledged worker {self.worker}'s events with {reply!r:.80}")
 
     def close(self) -> None:
         self._sock.close()
@@ -292,7 +302,9 @@ class Hub:
             self._report.aborted += header.n_aborted
         if header.flags & FLAG_END:
             source.ended = True
-            self._ingress.send_multipart([identity, b"ack", U64.pack(source.expected_wseq - 1)])
+        if header.flags & (FLAG_END | FLAG_ACK):
+            last = (source.expected_wseq - 1) & 0xFFFFFFFFFFFFFFFF
+            self._ingress.send_multipart([identity, b"ack", U64.pack(last)])
 
     def _forward(self, payload: list[bytes]) -> None:
         n_events = len(payload) - 1

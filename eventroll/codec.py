@@ -7,8 +7,8 @@ travel as msgpack extension types whose payload is itself msgpack:
 * ext 1, ndarray: ``[dtype.str, [dim, ...], raw C-order bytes]``
 * ext 2, numpy scalar: ``[dtype.str, raw bytes]``
 
-Only boolean, integer, float, complex, fixed-width bytes (``S``) and unicode
-(``U``) dtypes are carried; anything else (object arrays, Python objects, sets)
+Only boolean, integer, float (16 to 64 bit), complex (64 and 128 bit),
+fixed-width bytes (``S``) and unicode (``U``) dtypes are carried; anything else (object arrays, Python objects, sets)
 is refused on encode. Decoding enforces size limits and checks that every array's
 bytes match its dtype and shape; any failure raises :class:`CodecError`.
 """
@@ -28,7 +28,6 @@ EXT_NDARRAY = 1
 EXT_SCALAR = 2
 
 _DTYPE_RE = re.compile(r"^[<>|=]?(b1|[iu][1248]|f[248]|c(8|16)|[SU][0-9]{1,9})$")
-_ALLOWED_KINDS = frozenset("biufcSU")
 MAX_NDIM = 32
 
 
@@ -46,9 +45,9 @@ DEFAULT_LIMITS = Limits()
 
 def _encode_default(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
-        if obj.dtype.kind not in _ALLOWED_KINDS:
-            raise CodecError(f"cannot encode a numpy array of dtype {obj.dtype}; "
-                             "use a numeric, bool, bytes or unicode dtype")
+        if not _DTYPE_RE.match(obj.dtype.str):
+            raise CodecError(f"cannot encode a numpy array of dtype {obj.dtype}; use a bool, "
+                             "integer, float (16-64 bit), complex, bytes or unicode dtype")
         data = obj if obj.flags.c_contiguous else obj.copy(order="C")
         payload = msgpack.packb([data.dtype.str, list(data.shape), data.tobytes()])
         return msgpack.ExtType(EXT_NDARRAY, payload)
@@ -57,7 +56,7 @@ def _encode_default(obj: Any) -> Any:
     if isinstance(obj, np.bytes_):
         return bytes(obj)
     if isinstance(obj, np.generic):
-        if obj.dtype.kind not in _ALLOWED_KINDS:
+        if not _DTYPE_RE.match(obj.dtype.str):
             raise CodecError(f"cannot encode a numpy scalar of dtype {obj.dtype}")
         return msgpack.ExtType(EXT_SCALAR, msgpack.packb([obj.dtype.str, obj.tobytes()]))
     if isinstance(obj, (tuple, list)):
@@ -122,7 +121,7 @@ def encode(obj: Any) -> bytes:
 
 def _unpack_kwargs(limits: Limits) -> dict[str, Any]:
     return dict(
-        ext_hook=_decode_ext, raw=False, use_list=True, strict_map_key=True,
+        ext_hook=_decode_ext, raw=False, use_list=True, strict_map_key=False,
         max_bin_len=limits.max_message_bytes, max_str_len=limits.max_str_bytes,
         max_array_len=limits.max_container_len, max_map_len=limits.max_container_len,
         max_ext_len=limits.max_message_bytes,

@@ -106,8 +106,8 @@ class WorkerError(Event):
 class EpisodeStart(Event):
     KIND: ClassVar[str] = "episode.start"
     episode: int
-    env_seed: int
-    agent_seed: int
+    env_seed: int | None
+    agent_seed: int | None
     observation: Any
     info: dict = field(default_factory=dict)
 

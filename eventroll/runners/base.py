@@ -272,6 +272,9 @@ class RolloutRunner:
         aborted = status["aborted"]
         completed = status["episode_ends"] - aborted
         missing = n - status["episode_ends"]
+        if aborted:
+            errors = errors + [f"{aborted} of {n} episodes aborted (their worker.error events "
+                               "hold the errors and tracebacks)"]
         if missing > 0:
             errors = errors + [f"{missing} of {n} episodes never ended"]
         ok = completed == n and not errors

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -12,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 
 from eventroll.bus import Publisher
-from eventroll.errors import BusError
+from eventroll.errors import BusError, CodecError
 from eventroll.events import EpisodeEnd, EpisodeStart, StepBatch, WorkerError
 from eventroll.policies import Policy
 
@@ -114,12 +115,21 @@ class BusSink:
                           terminated=np.asarray(self._terminated, dtype=bool),
                           truncated=np.asarray(self._truncated, dtype=bool),
                           info=self._infos if any(self._infos) else None)
-        self._t += n
-        self._clear()
-        self._publisher.add(batch)
+        try:
+            self._publisher.add(batch)
+        finally:
+            self._t += n
+            self._clear()
 
     def episode_end(self, summary: EpisodeSummary, exc: BaseException | None) -> None:
-        self._close_batch()
+        try:
+            self._close_batch()
+        except CodecError as error:  # step data that cannot be recorded aborts the episode
+            if exc is None:
+                exc = error
+                summary = dataclasses.replace(
+                    summary, aborted=True,
+                    error=f"episode {summary.episode}: its steps cannot be recorded: {error}")
         if exc is not None:
             self._publisher.add(WorkerError(
                 pid=self._pid, episode=summary.episode, error=summary.error or repr(exc),

@@ -155,9 +155,10 @@ class RunSession:
             time.sleep(0.02)
 
     def emit(self, event: Event) -> None:
-        """Send one event from the driver right away."""
+        """Send one event from the driver and wait until the hub has it, so it comes
+        before anything a worker sends afterwards."""
         self.driver.add(event)
-        self.driver.flush()
+        self.driver.sync()
 
     def status(self) -> dict[str, Any]:
         return self._client.request("status", self.timeouts.stall)
