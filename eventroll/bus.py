@@ -24,6 +24,7 @@ import os
 import struct
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import zmq
@@ -102,8 +103,14 @@ def _poll_recv(sock: zmq.Socket, timeout: float) -> list[bytes] | None:
     return None
 
 
-def _send(sock: zmq.Socket, frames: list[bytes], timeout: float, what: str) -> None:
-    """Send, blocking at most ``timeout`` seconds while the peer is behind."""
+def _always() -> bool:
+    return True
+
+
+def _send(sock: zmq.Socket, frames: list[bytes], timeout: float, what: str,
+          alive: Callable[[], bool] = _always) -> None:
+    """Send, blocking at most ``timeout`` seconds while the peer is behind, and no longer
+    than ``alive()`` holds."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -113,7 +120,9 @@ def _send(sock: zmq.Socket, frames: list[bytes], timeout: float, what: str) -> N
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise BusError(f"{what}: the peer accepted nothing for {timeout:g} s") from None
-            sock.poll(min(int(remaining * 1000) + 1, 1000), zmq.POLLOUT)
+            if not alive():
+                raise BusError(f"{what}: the run's driver is gone") from None
+            sock.poll(min(int(remaining * 1000) + 1, 500), zmq.POLLOUT)
 
 
 class Publisher:
@@ -126,8 +135,9 @@ class Publisher:
     """
 
     def __init__(self, endpoint: str, worker: int, *, stall_timeout: float = 120.0,
-                 ack_timeout: float = 60.0) -> None:
+                 ack_timeout: float = 60.0, alive: Callable[[], bool] = _always) -> None:
         self.worker = worker
+        self._alive = alive
         self._stall_timeout = stall_timeout
         self._ack_timeout = ack_timeout
         self._ctx = zmq.Context()
@@ -169,7 +179,7 @@ class Publisher:
         header = HEADER.pack(VERSION, flags, self.worker, self._first_wseq,
                              len(self._frames), self._steps, self._episode_ends, self._aborted)
         _send(self._sock, [header, *self._frames], self._stall_timeout,
-              f"worker {self.worker} sending to the hub")
+              f"worker {self.worker} sending to the hub", self._alive)
         self._first_wseq = self._next_wseq
         self._frames = []
         self._steps = self._episode_ends = self._aborted = 0
@@ -188,7 +198,10 @@ class Publisher:
 
     def _wait_ack(self, what: str) -> None:
         last_wseq = self._next_wseq - 1
-        reply = _poll_recv(self._sock, self._ack_timeout)
+        deadline = time.monotonic() + self._ack_timeout
+        reply = None
+        while reply is None and time.monotonic() < deadline and self._alive():
+            reply = _poll_recv(self._sock, min(0.5, max(deadline - time.monotonic(), 0.0)))
         if reply is None:
             raise BusError(f"the hub did not acknowledge {what} of worker {self.worker} "
                            f"within {self._ack_timeout:g} s")
@@ -259,9 +272,12 @@ class Hub:
         poller = zmq.Poller()
         for sock in (self._ingress, self._durable, self._control):
             poller.register(sock, zmq.POLLIN)
+        parent = os.getppid()
         try:
             while not self._finished:
                 ready = dict(poller.poll(POLL_MS))
+                if not ready and os.getppid() != parent:
+                    return  # the driver died; its children must not outlive it
                 if self._control in ready:
                     self._on_control(*self._control.recv_multipart())
                 if self._durable in ready:

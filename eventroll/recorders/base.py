@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Protocol
 
 from eventroll import codec, events
@@ -29,6 +30,7 @@ def record_deliveries(recorder: Recorder, subscription: DurableSubscription) -> 
     """Feed every delivered event to ``recorder`` until the hub says the run is over."""
     checker = SequenceChecker()
     rejected: list[str] = []
+    parent = os.getppid()
     while subscription.total is None:
         try:
             delivery = subscription.receive(IDLE_TICK)
@@ -37,6 +39,9 @@ def record_deliveries(recorder: Recorder, subscription: DurableSubscription) -> 
             continue
         if delivery is None:
             recorder.tick()
+            if os.getppid() != parent:  # the driver died: keep what was recorded, stop
+                rejected.append("the run's driver process died before the end of the run")
+                break
             continue
         for offset, raw in enumerate(delivery.frames):
             seq = delivery.first_seq + offset

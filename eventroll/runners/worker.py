@@ -68,9 +68,9 @@ class WorkerSpec:
     ack_timeout: float
 
 
-def _take(counter: Any, n_episodes: int) -> Iterator[int]:
-    """Episode indices handed out dynamically across workers."""
-    while True:
+def _take(counter: Any, n_episodes: int, alive: Callable[[], bool]) -> Iterator[int]:
+    """Episode indices handed out dynamically across workers, while the driver lives."""
+    while alive():
         with counter.get_lock():
             index = counter.value
             if index >= n_episodes:
@@ -83,9 +83,13 @@ def worker_main(spec: WorkerSpec) -> None:
     """Process entry point of a parallel worker."""
     if not spec.go.wait(spec.start_timeout):
         sys.exit(2)  # the run never started; nothing was sent
-    pid = os.getpid()
+    pid, driver = os.getpid(), os.getppid()
+
+    def alive() -> bool:
+        return os.getppid() == driver
+
     publisher = Publisher(spec.endpoint, spec.worker, stall_timeout=spec.stall_timeout,
-                          ack_timeout=spec.ack_timeout)
+                          ack_timeout=spec.ack_timeout, alive=alive)
     env = None
     failed = False
     episodes = 0
@@ -99,7 +103,7 @@ def worker_main(spec: WorkerSpec) -> None:
             publisher.add(error_event(pid, None, exc))
             failed = True
         else:
-            episodes = play_episodes(env, policy, publisher, _take(spec.counter, spec.n_episodes),
+            episodes = play_episodes(env, policy, publisher, _take(spec.counter, spec.n_episodes, alive),
                                      spec.settings)
         publisher.finish(WorkerEnd(pid=pid, episodes=episodes, last_wseq=publisher.next_wseq))
     finally:

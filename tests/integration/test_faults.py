@@ -64,3 +64,39 @@ def test_spawned_workers_record_the_same_run(tmp_path):
     steps = [{i: ep.length for i, ep in assemble(read_events(r.event_log)).items()}
              for r in results]
     assert steps[0] == steps[1]
+
+
+def test_killing_the_driver_leaves_no_process_and_a_readable_log(tmp_path):
+    """SIGKILL of the driver mid-run: hub, recorder and workers exit by themselves, and the
+    event log holds a clean prefix of the run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run_dir = tmp_path / "run"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "eventroll.cli", "run", "runner.n_episodes=1000000",
+         f"hydra.run.dir={run_dir}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = run_dir / "events.msgpack"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not log.exists() or log.stat().st_size < 100_000):
+        time.sleep(0.1)
+    children = subprocess.run(["pgrep", "-P", str(driver.pid)], capture_output=True,
+                              text=True).stdout.split()
+    assert children, "the run's processes were started"
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(10)
+    deadline = time.monotonic() + 30
+    alive = children
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [pid for pid in alive if os.path.exists(f"/proc/{pid}")
+                 and "Z" not in open(f"/proc/{pid}/stat").read().split(") ")[-1][:1]]
+    for pid in alive:
+        os.kill(int(pid), signal.SIGKILL)
+    assert alive == [], "every process of the run exits once its driver is gone"
+    events = list(read_events(log))
+    assert events[0].KIND == "run.start"
+    assert [e.seq for e in events] == list(range(len(events)))
