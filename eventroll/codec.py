@@ -174,5 +174,5 @@ def prepend_fields(encoded_map: bytes, fields: dict[str, Any]) -> bytes:
     The caller guarantees that the keys of ``fields`` are not in the map.
     """
     count, header_len = _split_map_header(encoded_map)
-    extra = b"".join(encode(k) + encode(v) for k, v in fields.items())
+    extra = b"".join([msgpack.packb(k) + encode(v) for k, v in fields.items()])
     return _map_header(count + len(fields)) + extra + encoded_map[header_len:]

@@ -192,9 +192,11 @@ def _checker(type_text: str) -> Callable[[Any], bool] | None:
     options = [t.strip() for t in type_text.split("|")]
     if "Any" in options:
         return None
-    checks = tuple(_CHECKS[t] for t in options if t != "None")
-    nullable = "None" in options
-    return lambda v: (v is None and nullable) or any(check(v) for check in checks)
+    checks = [_CHECKS[t] for t in options if t != "None"]
+    check = checks[0] if len(checks) == 1 else (lambda v: any(c(v) for c in checks))
+    if "None" in options:
+        return lambda v: v is None or check(v)
+    return check
 
 
 FieldSpec = tuple[str, str, "Callable[[Any], bool] | None", bool]
