@@ -4,7 +4,7 @@ Every socket here is created by the process that uses it, inside that process.
 
 Wire protocol (multipart ZeroMQ messages; event frames are msgpack maps)::
 
-  source  -> hub  ingress  ROUTER: [HEADER, event, ...]        reply on END/ACK: [b"ack", U64]
+  source  -> hub  ingress  ROUTER: [HEADER, event, ...]        reply on END/ACK: [b"ack", NEXT]
   durable -> hub  durable  ROUTER: [b"register", name]         reply: [b"confirm"]
   hub -> durable                 : [b"events", SEQ, HEADER, event, ...] | [b"fin", U64]
   durable -> hub                 : [b"done", report]
@@ -15,7 +15,9 @@ HEADER carries the source's worker id, the worker sequence number (``wseq``) of
 the first event, the number of events, steps and episode ends in the message,
 and flags (END marks the source's last message). SEQ is the global sequence
 number the hub gave the first event; the events of a message get consecutive
-numbers. The hub forwards event frames untouched, so it never decodes them.
+numbers. NEXT is the wseq the hub expects next from that source, i.e. one past
+the last event it has forwarded. The hub forwards event frames untouched, so it
+never decodes them.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from __future__ import annotations
 import os
 import struct
 import time
-from dataclasses import dataclass, field
+import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
@@ -32,6 +35,7 @@ import zmq
 from eventroll import codec
 from eventroll.errors import BusError, CodecError
 from eventroll.events import Event
+from eventroll.stream import range_message
 
 HEADER = struct.Struct("<BBiQIIII")  # version, flags, worker, first wseq, events, steps, ends, aborted
 SEQ = struct.Struct("<Q")
@@ -155,10 +159,6 @@ class Publisher:
     def next_wseq(self) -> int:
         return self._next_wseq
 
-    @property
-    def pending(self) -> int:
-        return len(self._frames)
-
     def add(self, event: Event) -> None:
         event.worker = self.worker
         event.wseq = self._next_wseq
@@ -197,7 +197,6 @@ class Publisher:
         self._wait_ack("the end of the stream")
 
     def _wait_ack(self, what: str) -> None:
-        last_wseq = self._next_wseq - 1
         deadline = time.monotonic() + self._ack_timeout
         reply = None
         while reply is None and time.monotonic() < deadline and self._alive():
@@ -205,7 +204,7 @@ class Publisher:
         if reply is None:
             raise BusError(f"the hub did not acknowledge {what} of worker {self.worker} "
                            f"within {self._ack_timeout:g} s")
-        if reply != [b"ack", U64.pack(last_wseq & 0xFFFFFFFFFFFFFFFF)]:
+        if reply != [b"ack", U64.pack(self._next_wseq)]:
             raise BusError(f"the hub acknowledged worker {self.worker}'s events with {reply!r:.80}")
 
     def close(self) -> None:
@@ -234,11 +233,8 @@ class HubReport:
     durable: dict[str, Any] = field(default_factory=dict)
 
     def to_map(self) -> dict[str, Any]:
-        return {"events": self.events, "steps": self.steps, "episode_ends": self.episode_ends,
-                "aborted": self.aborted,
-                "sources": {str(k): v for k, v in self.sources.items()}, "errors": self.errors,
-                "rejected": self.rejected, "live_dropped": self.live_dropped,
-                "durable": self.durable}
+        return {**dataclasses.asdict(self),
+                "sources": {str(k): v for k, v in self.sources.items()}}
 
 
 class Hub:
@@ -297,7 +293,7 @@ class Hub:
     def _on_ingress(self, frames: list[bytes]) -> None:
         identity, payload = frames[0], frames[1:]
         try:
-            header = Header.unpack(payload[0]) if payload else Header.unpack(b"")
+            header = Header.unpack(payload[0] if payload else b"")
             if header.n_events != len(payload) - 1:
                 raise CodecError(f"header announces {header.n_events} events, message has "
                                  f"{len(payload) - 1}")
@@ -309,7 +305,8 @@ class Hub:
             self._reject(f"ingress: worker {header.worker} sent after the end of its stream")
             return
         if header.n_events and header.first_wseq != source.expected_wseq:
-            self._gap(header.worker, source.expected_wseq, header.first_wseq)
+            self._report.errors.append(range_message(
+                f"worker {header.worker}", source.expected_wseq, header.first_wseq, "wseq"))
         if header.n_events:
             source.expected_wseq = header.last_wseq + 1
             self._forward(payload)
@@ -319,8 +316,7 @@ class Hub:
         if header.flags & FLAG_END:
             source.ended = True
         if header.flags & (FLAG_END | FLAG_ACK):
-            last = (source.expected_wseq - 1) & 0xFFFFFFFFFFFFFFFF
-            self._ingress.send_multipart([identity, b"ack", U64.pack(last)])
+            self._ingress.send_multipart([identity, b"ack", U64.pack(source.expected_wseq)])
 
     def _forward(self, payload: list[bytes]) -> None:
         n_events = len(payload) - 1
@@ -343,13 +339,6 @@ class Hub:
             self._report.errors.append(f"durable subscriber {name!r} dropped: {exc}")
             del self._subscribers[identity]
 
-    def _gap(self, worker: int, expected: int, got: int) -> None:
-        if got > expected:
-            message = f"worker {worker}: events wseq {expected}..{got - 1} missing"
-        else:
-            message = f"worker {worker}: events from wseq {got} repeated (expected {expected})"
-        self._report.errors.append(message)
-
     def _reject(self, reason: str) -> None:
         self._report.rejected += 1
         if len(self._report.errors) < 100:
@@ -369,13 +358,12 @@ class Hub:
 
     # -- durable subscribers -------------------------------------------------------
     def _on_durable(self, frames: list[bytes]) -> None:
-        identity, verb, *rest = frames + [b""] * (2 - len(frames))
-        if verb == b"register" and rest:
-            name = rest[0].decode("utf-8", "replace")
-            self._subscribers[identity] = name
+        if len(frames) == 3 and frames[1] == b"register":
+            identity, _, name = frames
+            self._subscribers[identity] = name.decode("utf-8", "replace")
             self._durable.send_multipart([identity, b"confirm"])
         else:
-            self._reject(f"durable: unexpected {verb!r:.40}")
+            self._reject(f"durable: unexpected {frames[1:2]!r:.40}")
 
     def _finish_durables(self) -> None:
         """Send FIN to every durable subscriber and collect their reports."""
@@ -453,7 +441,6 @@ class Delivery:
     """One message as a durable subscriber receives it."""
 
     first_seq: int
-    header: Header
     frames: list[bytes]
 
 
@@ -479,10 +466,10 @@ class DurableSubscription:
         if frames[0] == b"fin" and len(frames) == 2:
             (self.total,) = U64.unpack(frames[1])
             return None
-        if frames[0] != b"events" or len(frames) < 3:
+        if frames[0] != b"events" or len(frames) < 3 or len(frames[1]) != SEQ.size:
             raise CodecError(f"unexpected message from the hub: {frames[0]!r:.40}")
         (first_seq,) = SEQ.unpack(frames[1])
-        return Delivery(first_seq, Header.unpack(frames[2]), frames[3:])
+        return Delivery(first_seq, frames[3:])  # frames[2] is the header the hub checked
 
     def done(self, report: dict[str, Any]) -> None:
         self._sock.send_multipart([b"done", codec.encode(report)])

@@ -15,6 +15,7 @@ bytes match its dtype and shape; any failure raises :class:`CodecError`.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -119,7 +120,9 @@ def encode(obj: Any) -> bytes:
         raise CodecError(f"cannot encode value: {exc}") from exc
 
 
+@functools.lru_cache(maxsize=8)
 def _unpack_kwargs(limits: Limits) -> dict[str, Any]:
+    """Unpacker options for ``limits`` (built once per limits, not per message)."""
     return dict(
         ext_hook=_decode_ext, raw=False, use_list=True, strict_map_key=False,
         max_bin_len=limits.max_message_bytes, max_str_len=limits.max_str_bytes,
@@ -134,7 +137,7 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
         raise CodecError(f"message of {len(data)} bytes exceeds the limit of "
                          f"{limits.max_message_bytes} bytes")
     try:
-        return msgpack.unpackb(data, **_unpack_kwargs(limits))
+        return msgpack.unpackb(data, **_unpack_kwargs(limits))  # the cached dict is not mutated
     except CodecError:
         raise
     except Exception as exc:  # msgpack raises many types on garbage; all are ours to wrap

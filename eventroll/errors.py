@@ -22,10 +22,3 @@ class EventError(EventrollError, ValueError):
 class BusError(EventrollError, RuntimeError):
     """The event bus failed: a timeout, a lost peer, or a gap in a stream."""
 
-
-class GapError(BusError):
-    """Events of one worker are missing; the message names the worker and range."""
-
-
-class RunError(EventrollError, RuntimeError):
-    """A rollout did not complete every episode."""

@@ -169,6 +169,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 KINDS = tuple(EVENT_TYPES)
 
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 

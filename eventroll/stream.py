@@ -20,11 +20,11 @@ class SequenceChecker:
     def observe(self, seq: int, worker: int, wseq: int) -> list[str]:
         found = []
         if seq != self.next_seq:
-            found.append(_range_message("global", self.next_seq, seq, "seq"))
+            found.append(range_message("global", self.next_seq, seq, "seq"))
         self.next_seq = max(self.next_seq, seq + 1)
         expected = self.next_wseq.get(worker, 0)
         if wseq != expected:
-            found.append(_range_message(f"worker {worker}", expected, wseq, "wseq"))
+            found.append(range_message(f"worker {worker}", expected, wseq, "wseq"))
         self.next_wseq[worker] = max(expected, wseq + 1)
         self.errors.extend(found)
         return found
@@ -33,16 +33,18 @@ class SequenceChecker:
         """Check the end of the stream against the announced totals."""
         found = []
         if total is not None and total != self.next_seq:
-            found.append(_range_message("global", self.next_seq, total, "seq"))
+            found.append(range_message("global", self.next_seq, total, "seq"))
         for worker, last in (last_wseq or {}).items():
             expected = self.next_wseq.get(worker, 0)
             if last + 1 != expected:
-                found.append(_range_message(f"worker {worker}", expected, last + 1, "wseq"))
+                found.append(range_message(f"worker {worker}", expected, last + 1, "wseq"))
         self.errors.extend(found)
         return found
 
 
-def _range_message(stream: str, expected: int, got: int, name: str) -> str:
+def range_message(stream: str, expected: int, got: int, name: str) -> str:
+    """Names the events of ``stream`` missing (or repeated) when ``got`` came instead of
+    ``expected``."""
     if got > expected:
         return f"{stream}: events {name} {expected}..{got - 1} missing"
     return f"{stream}: event {name} {got} repeated or out of order (expected {expected})"

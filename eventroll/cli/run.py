@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 from eventroll.errors import ConfigError, EventrollError
@@ -56,15 +57,11 @@ class RichProgress:
         self._started = 0.0
 
     def start(self, total: int) -> None:
-        import time
-
         self._started = time.perf_counter()
         self._task = self._bar.add_task("rollout", total=total, rate="-")
         self._bar.start()
 
     def update(self, episodes_done: int, steps: int) -> None:
-        import time
-
         elapsed = max(time.perf_counter() - self._started, 1e-9)
         self._bar.update(self._task, completed=episodes_done, rate=f"{steps / elapsed:,.0f}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from eventroll import codec, events
@@ -60,12 +61,10 @@ def record_deliveries(recorder: Recorder, subscription: DurableSubscription) -> 
             "errors": checker.errors + rejected[:100]}
 
 
-def recorder_main(factory_path: str, kwargs: dict[str, Any], endpoint: str, name: str,
-                  register_timeout: float) -> None:
+def recorder_main(factory: Callable[..., Recorder], kwargs: dict[str, Any], endpoint: str,
+                  name: str, register_timeout: float) -> None:
     """Process entry point: build the recorder, register with the hub, record."""
-    from eventroll.imports import import_object  # local: keeps the loop module small
-
-    recorder = import_object(factory_path)(**kwargs)
+    recorder = factory(**kwargs)
     subscription = DurableSubscription(endpoint, name, timeout=register_timeout)
     try:
         report = record_deliveries(recorder, subscription)

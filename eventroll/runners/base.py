@@ -39,6 +39,19 @@ class Progress(Protocol):
     def stop(self) -> None: ...
 
 
+class NoProgress:
+    """The progress of a run that nobody watches."""
+
+    def start(self, total: int) -> None:
+        pass
+
+    def update(self, episodes_done: int, steps: int) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
 @dataclass
 class RunResult:
     """The outcome of one ``run_with`` call."""
@@ -161,7 +174,7 @@ class RolloutRunner:
         self.batch_steps = batch_steps
         self.flush_interval = flush_interval
         self.timeouts = timeouts
-        self.progress = progress
+        self.progress: Progress = progress or NoProgress()
         self.console = console
         self.start_method = start_method
 
@@ -238,25 +251,23 @@ class RolloutRunner:
             session.start(self._worker_processes(plan, session))
             session.emit(self._run_start(plan))
             session.go()
-            if self.progress is not None:
-                self.progress.start(plan.seeds.n_episodes)
+            self.progress.start(plan.seeds.n_episodes)
             try:
                 errors = self._execute(plan, session, probe, policy)
                 status = session.status()
-                if self.progress is not None:
-                    self.progress.update(status["episode_ends"], status["steps"])
+                self.progress.update(status["episode_ends"], status["steps"])
             finally:
-                if self.progress is not None:
-                    self.progress.stop()
-            errors = errors + status["errors"]
-            result = self._result(plan, status, errors, time.perf_counter() - started)
+                self.progress.stop()
+            result = self._result(plan, status, errors + status["errors"],
+                                  time.perf_counter() - started)
             report = session.finish(RunEnd(
                 run_id=plan.run_id, status=result.status, episodes=result.episodes,
                 aborted=result.aborted, steps=result.steps, wall_time=result.wall_time,
                 errors=result.errors))
+        # the hub's error list only grows: what it added since the status above is new
+        result.errors += report["errors"][len(status["errors"]):]
         for name, recorder in report["durable"].items():
             result.errors += [f"{name}: {e}" for e in recorder.get("errors", [])]
-        result.errors += [e for e in report["errors"] if e not in result.errors]
         if result.errors and result.status == "completed":
             result.status = "failed"
         log.info("run.end", status=result.status, episodes=result.episodes, aborted=result.aborted,

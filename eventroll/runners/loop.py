@@ -75,15 +75,7 @@ class BusSink:
         self._flush_interval = flush_interval
         self._episode = -1
         self._t = 0
-        self._clear()
-
-    def _clear(self) -> None:
-        self._actions: list[Any] = []
-        self._observations: list[Any] = []
-        self._rewards: list[float] = []
-        self._terminated: list[bool] = []
-        self._truncated: list[bool] = []
-        self._infos: list[dict] = []
+        self._steps: list[tuple] = []  # (action, observation, reward, terminated, truncated, info)
 
     def episode_start(self, episode: int, env_seed: int | None, agent_seed: int | None,
                       observation: Any, info: dict) -> None:
@@ -94,32 +86,29 @@ class BusSink:
 
     def step(self, action: Any, observation: Any, reward: float, terminated: bool,
              truncated: bool, info: dict) -> None:
-        self._actions.append(action)
-        self._observations.append(observation)
-        self._rewards.append(reward)
-        self._terminated.append(terminated)
-        self._truncated.append(truncated)
-        self._infos.append(info)
-        if (len(self._rewards) >= self._batch_steps
+        steps = self._steps
+        steps.append((action, observation, reward, terminated, truncated, info))
+        if (len(steps) >= self._batch_steps
                 or time.monotonic() - self._publisher.last_flush >= self._flush_interval):
             self._close_batch()
             self._publisher.flush()
 
     def _close_batch(self) -> None:
-        n = len(self._rewards)
-        if not n:
+        if not self._steps:
             return
-        batch = StepBatch(episode=self._episode, t0=self._t, n=n,
-                          action=stack(self._actions), observation=stack(self._observations),
-                          reward=np.asarray(self._rewards, dtype=np.float64),
-                          terminated=np.asarray(self._terminated, dtype=bool),
-                          truncated=np.asarray(self._truncated, dtype=bool),
-                          info=self._infos if any(self._infos) else None)
+        actions, observations, rewards, terminated, truncated, infos = zip(*self._steps)
+        n = len(rewards)
         try:
-            self._publisher.add(batch)
+            self._publisher.add(StepBatch(
+                episode=self._episode, t0=self._t, n=n,
+                action=stack(actions), observation=stack(observations),
+                reward=np.asarray(rewards, dtype=np.float64),
+                terminated=np.asarray(terminated, dtype=bool),
+                truncated=np.asarray(truncated, dtype=bool),
+                info=list(infos) if any(infos) else None))
         finally:
             self._t += n
-            self._clear()
+            self._steps = []
 
     def episode_end(self, summary: EpisodeSummary, exc: BaseException | None) -> None:
         try:
@@ -131,14 +120,20 @@ class BusSink:
                     summary, aborted=True,
                     error=f"episode {summary.episode}: its steps cannot be recorded: {error}")
         if exc is not None:
-            self._publisher.add(WorkerError(
-                pid=self._pid, episode=summary.episode, error=summary.error or repr(exc),
-                traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__))))
+            self._publisher.add(worker_error(self._pid, summary.episode, exc, summary.error))
         self._publisher.add(EpisodeEnd(
             episode=summary.episode, length=summary.length, return_=summary.return_,
             terminated=summary.terminated, truncated=summary.truncated,
             aborted=summary.aborted, wall_time=summary.wall_time))
         self._publisher.flush()
+
+
+def worker_error(pid: int, episode: int | None, exc: BaseException,
+                 message: str | None = None) -> WorkerError:
+    """A worker.error event for ``exc``, with its traceback."""
+    return WorkerError(pid=pid, episode=episode, error=message or f"{type(exc).__name__}: {exc}",
+                       traceback="".join(traceback.format_exception(type(exc), exc,
+                                                                    exc.__traceback__)))
 
 
 def run_episode(env: gym.Env, policy: Policy, episode: int, *, env_seed: int | None,

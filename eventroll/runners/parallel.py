@@ -70,7 +70,7 @@ class ParallelRunner(RolloutRunner):
         try:
             while any(process.exitcode is None for process in workers):
                 progress = session.progress(SUPERVISE_INTERVAL)
-                if progress is not None and self.progress is not None:
+                if progress is not None:
                     self.progress.update(progress["episode_ends"], progress["steps"])
         finally:
             reap(workers, self.timeouts.reap)

@@ -42,8 +42,7 @@ class SequentialRunner(RolloutRunner):
         def on_episode(summary: EpisodeSummary) -> None:
             done["episodes"] += 1
             done["steps"] += summary.length
-            if self.progress is not None:
-                self.progress.update(done["episodes"], done["steps"])
+            self.progress.update(done["episodes"], done["steps"])
 
         try:
             publisher.add(WorkerStart(pid=os.getpid()))

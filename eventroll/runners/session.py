@@ -23,7 +23,6 @@ from typing import Any
 from eventroll import bus, codec
 from eventroll.errors import BusError
 from eventroll.events import Event
-from eventroll.imports import object_path
 from eventroll.recorders.base import recorder_main
 
 
@@ -121,7 +120,7 @@ class RunSession:
         for spec in recorders:
             self._recorders[spec.name] = self._spawn(
                 f"eventroll-{spec.name}", recorder_main,
-                (object_path(spec.factory), spec.kwargs, self.endpoints.durable, spec.name,
+                (spec.factory, spec.kwargs, self.endpoints.durable, spec.name,
                  self.timeouts.start))
         # keep the specs: spawned children unpickle their args (and the shared counter's
         # semaphore) after start() returns, and start() drops its own references

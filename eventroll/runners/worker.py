@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from eventroll.bus import Publisher
 from eventroll.environments import EnvFactory
-from eventroll.events import WorkerEnd, WorkerError, WorkerStart
+from eventroll.events import WorkerEnd, WorkerStart
 from eventroll.policies import build_policy
-from eventroll.runners.loop import BusSink, EpisodeSummary, run_episode
+from eventroll.runners.loop import BusSink, EpisodeSummary, run_episode, worker_error
 
 
 @dataclass
@@ -44,11 +43,6 @@ def play_episodes(env: Any, policy: Any, publisher: Publisher, episodes: Iterato
         if on_episode is not None:
             on_episode(summary)
     return count
-
-
-def error_event(pid: int, episode: int | None, exc: BaseException) -> WorkerError:
-    return WorkerError(pid=pid, episode=episode, error=f"{type(exc).__name__}: {exc}",
-                       traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
 
 
 @dataclass
@@ -100,11 +94,11 @@ def worker_main(spec: WorkerSpec) -> None:
             env = spec.env()
             policy = build_policy(spec.agent, env.observation_space, env.action_space)
         except Exception as exc:  # report to the run, then end this worker's stream cleanly
-            publisher.add(error_event(pid, None, exc))
+            publisher.add(worker_error(pid, None, exc))
             failed = True
         else:
-            episodes = play_episodes(env, policy, publisher, _take(spec.counter, spec.n_episodes, alive),
-                                     spec.settings)
+            episodes = play_episodes(env, policy, publisher,
+                                     _take(spec.counter, spec.n_episodes, alive), spec.settings)
         publisher.finish(WorkerEnd(pid=pid, episodes=episodes, last_wseq=publisher.next_wseq))
     finally:
         if env is not None:
