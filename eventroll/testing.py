@@ -41,3 +41,55 @@ class FailingEnv(gym.Env):
 def failing_env(**kwargs: Any) -> FailingEnv:
     """Factory for ``env.name=eventroll.testing:failing_env``."""
     return FailingEnv(**kwargs)
+
+
+def sample_spaces() -> dict[str, spaces.Space]:
+    """One space of every kind eventroll records, nested ones included, by name."""
+    return {
+        "box": spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32),
+        "box_image": spaces.Box(0, 255, shape=(4, 5, 3), dtype=np.uint8),
+        "box_int": spaces.Box(-5, 5, shape=(2, 2), dtype=np.int64),
+        "box_scalar": spaces.Box(-1.0, 1.0, shape=(), dtype=np.float64),
+        "discrete": spaces.Discrete(5, start=2),
+        "multidiscrete": spaces.MultiDiscrete([3, 4, 5]),
+        "multibinary": spaces.MultiBinary(6),
+        "text": spaces.Text(8, min_length=1),
+        "dict": spaces.Dict({"pos": spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32),
+                             "id": spaces.Discrete(4)}),
+        "tuple": spaces.Tuple((spaces.Discrete(3), spaces.MultiBinary(2))),
+        "nested": spaces.Dict({"inner": spaces.Tuple((spaces.Box(0, 1, shape=(2,)),
+                                                      spaces.Dict({"k": spaces.Discrete(2)}))),
+                               "label": spaces.Text(4, min_length=1)}),
+    }
+
+
+class SpaceEnv(gym.Env):
+    """An env whose observation and action spaces are both ``sample_spaces()[kind]``.
+
+    Observations are samples of the space seeded by the reset seed, so a run is
+    reproducible; episodes end by termination after ``length`` steps, rewards
+    are ``t + 1``; infos carry ``{"t": t}``.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(self, kind: str = "dict", length: int = 4, render_mode: str | None = None) -> None:
+        self.observation_space = sample_spaces()[kind]
+        self.action_space = sample_spaces()[kind]
+        self.length, self._t = length, 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.observation_space.seed(seed)
+        self._t = 0
+        return self.observation_space.sample(), {"seed": seed}
+
+    def step(self, action: Any):
+        self._t += 1
+        return (self.observation_space.sample(), float(self._t), self._t >= self.length, False,
+                {"t": self._t})
+
+
+def space_env(**kwargs: Any) -> SpaceEnv:
+    """Factory for ``env.name=eventroll.testing:space_env``."""
+    return SpaceEnv(**kwargs)

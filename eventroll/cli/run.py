@@ -77,7 +77,7 @@ def build_runner(config: dict[str, Any], progress: Any) -> Any:
     cls = {"parallel": ParallelRunner, "sequential": SequentialRunner}.get(kind)
     if cls is None:
         raise ConfigError(f"runner.type must be parallel or sequential, got {kind!r}")
-    return cls(**runner, **config["seeding"], progress=progress)
+    return cls(**runner, **config["seeding"], recording=config.get("recording"), progress=progress)
 
 
 def summary(result: Any, console: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from eventroll import codec, events
@@ -12,6 +13,15 @@ from eventroll.errors import CodecError, EventError
 from eventroll.stream import SequenceChecker
 
 IDLE_TICK = 0.05
+
+
+@dataclass(frozen=True)
+class RecorderSpec:
+    """A durable recorder to run in its own process: ``factory(**kwargs)``."""
+
+    name: str
+    factory: Any
+    kwargs: dict[str, Any]
 
 
 class Recorder(Protocol):
@@ -31,6 +41,7 @@ def record_deliveries(recorder: Recorder, subscription: DurableSubscription) -> 
     """Feed every delivered event to ``recorder`` until the hub says the run is over."""
     checker = SequenceChecker()
     rejected: list[str] = []
+    failure: str | None = None
     parent = os.getppid()
     while subscription.total is None:
         try:
@@ -39,7 +50,8 @@ def record_deliveries(recorder: Recorder, subscription: DurableSubscription) -> 
             rejected.append(f"message: {exc}")
             continue
         if delivery is None:
-            recorder.tick()
+            if failure is None:
+                failure = _handle(recorder, None, b"")
             if os.getppid() != parent:  # the driver died: keep what was recorded, stop
                 rejected.append("the run's driver process died before the end of the run")
                 break
@@ -53,12 +65,37 @@ def record_deliveries(recorder: Recorder, subscription: DurableSubscription) -> 
                 continue
             event.seq = seq
             checker.observe(seq, event.worker, event.wseq)
-            recorder.handle(event, codec.prepend_fields(raw, {"seq": seq}))
-        recorder.tick()
+            if failure is None:
+                failure = _handle(recorder, event, codec.prepend_fields(raw, {"seq": seq}))
+        if failure is None:
+            failure = _handle(recorder, None, b"")
     checker.finish(subscription.total)
-    report = recorder.close()
-    return {**report, "events": checker.next_seq, "rejected": len(rejected),
-            "errors": checker.errors + rejected[:100]}
+    return _report(recorder, failure, checker.errors + rejected[:100],
+                   events=checker.next_seq, rejected=len(rejected))
+
+
+def _handle(recorder: Recorder, event: events.Event | None, raw: bytes) -> str | None:
+    """Hand one event to the recorder (None: a tick); return the error that stops it."""
+    try:
+        if event is None:
+            recorder.tick()
+        else:
+            recorder.handle(event, raw)
+    except Exception as exc:  # the artifact is incomplete from here; keep draining the bus
+        where = "" if event is None else f" at seq {event.seq} ({event.KIND})"
+        return (f"stopped recording{where}: {type(exc).__name__}: {exc}; the artifact holds what "
+                "was written before, and the event log holds everything")
+    return None
+
+
+def _report(recorder: Recorder, failure: str | None, errors: list[str],
+            **counts: Any) -> dict[str, Any]:
+    try:
+        report = recorder.close()
+    except Exception as exc:
+        report = {"errors": [f"closing failed: {type(exc).__name__}: {exc}"]}
+    errors = errors + ([failure] if failure else []) + report.pop("errors", [])
+    return {**report, **counts, "errors": errors}
 
 
 def recorder_main(factory: Callable[..., Recorder], kwargs: dict[str, Any], endpoint: str,
@@ -71,3 +108,15 @@ def recorder_main(factory: Callable[..., Recorder], kwargs: dict[str, Any], endp
         subscription.done(report)
     finally:
         subscription.close()
+
+
+def replay(recorder: Recorder, event_log: str) -> dict[str, Any]:
+    """Build a recorder's artifact offline from an event log (``raw`` is None)."""
+    from eventroll.recorders.eventlog import read_events
+
+    try:
+        for event in read_events(event_log):
+            recorder.handle(event, None)
+    finally:
+        report = recorder.close()
+    return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import sys
@@ -23,7 +24,9 @@ from eventroll.errors import ConfigError
 from eventroll.events import RunEnd, RunStart
 from eventroll.logs import RunLog
 from eventroll.policies import Policy, build_policy
-from eventroll.recorders.eventlog import FILE_NAME as EVENT_LOG, EventLogRecorder
+from eventroll.recorders.eventlog import FILE_NAME as EVENT_LOG
+from eventroll.recording import STATS, RecordingOptions, recorder_specs
+from eventroll.trajectories.flat import FILE_NAME as TRAJECTORIES
 from eventroll.runners.session import ProcessSpec, RecorderSpec, RunSession, Timeouts
 from eventroll.seeding import Seeds, resolve_seeds
 from eventroll.spaces import describe_space
@@ -77,6 +80,14 @@ class RunResult:
     @property
     def event_log(self) -> str:
         return os.path.join(self.run_dir, EVENT_LOG)
+
+    @property
+    def trajectories(self) -> str:
+        return os.path.join(self.run_dir, TRAJECTORIES)
+
+    @property
+    def stats(self) -> str:
+        return os.path.join(self.run_dir, STATS)
 
 
 def default_run_dir(base: str = "outputs") -> str:
@@ -143,8 +154,9 @@ class RolloutRunner:
     uses_worker_processes = False
 
     def __init__(self, n_episodes: int = 100, max_episode_steps: int | None = None,
-                 deterministic: bool = False, record_trajectory: bool = False,
-                 record_event_logs: bool = True, *, run_dir: str | None = None,
+                 deterministic: bool = False, record_trajectory: bool = True,
+                 record_event_logs: bool = True, *, recording: Any = None,
+                 run_dir: str | None = None,
                  env_base_seed: int | None = None, agent_base_seed: int | None = None,
                  explicit_env_seeds: list[int] | None = None,
                  explicit_agent_seeds: list[int] | None = None,
@@ -156,10 +168,6 @@ class RolloutRunner:
         if max_episode_steps is not None and max_episode_steps < 0:
             raise ConfigError(f"runner.max_episode_steps must be >= 0 (0 or null: the env's own "
                               f"limit), got {max_episode_steps}")
-        if record_trajectory:
-            raise ConfigError("runner.record_trajectory=true needs the HDF5 trajectory recorder, "
-                              "which this version does not have yet; the event log "
-                              "(record_event_logs=true) holds every step")
         if batch_steps < 1:
             raise ConfigError(f"batch_steps must be at least 1, got {batch_steps}")
         self.n_episodes = n_episodes
@@ -167,6 +175,10 @@ class RolloutRunner:
         self.deterministic = deterministic
         self.record_trajectory = record_trajectory
         self.record_event_logs = record_event_logs
+        base = recording if isinstance(recording, RecordingOptions) else \
+            RecordingOptions.from_config(recording)
+        self.recording = dataclasses.replace(base, event_log=record_event_logs,
+                                             trajectory=record_trajectory)
         self.run_dir = run_dir
         self.seeding = dict(env_base_seed=env_base_seed, agent_base_seed=agent_base_seed,
                             explicit_env_seeds=explicit_env_seeds,
@@ -232,12 +244,7 @@ class RolloutRunner:
         """Parallel runners check here that env and agent can reach their workers."""
 
     def _recorders(self, plan: RunPlan) -> list[RecorderSpec]:
-        specs = []
-        if self.record_event_logs:
-            specs.append(RecorderSpec("eventlog", EventLogRecorder,
-                                      {"path": os.path.join(plan.run_dir, EVENT_LOG),
-                                       "run_id": plan.run_id}))
-        return specs
+        return recorder_specs(self.recording, plan.run_dir, plan.run_id, plan.env.label)
 
     def _run(self, plan: RunPlan, probe: gym.Env, policy: Policy) -> RunResult:
         log = plan.log
@@ -307,7 +314,11 @@ class RolloutRunner:
                   "record_trajectory": self.record_trajectory,
                   "record_event_logs": self.record_event_logs}
         agent = plan.agent if isinstance(plan.agent, (str, dict)) or plan.agent is None else repr(plan.agent)
+        recording = dataclasses.asdict(self.recording)
+        for key in ("event_log", "trajectory"):
+            del recording[key]  # runner.record_event_logs / record_trajectory
         return {"runner": runner, "env": {"name": plan.env.label, **plan.env.kwargs},
+                "recording": recording,
                 "wrappers": {path: kwargs for path, kwargs in plan.env.wrappers},
                 "policy": agent if agent is not None else "random",
                 "seeding": self._seeding_config(plan.seeds)}

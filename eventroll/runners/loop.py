@@ -13,8 +13,9 @@ import gymnasium as gym
 import numpy as np
 
 from eventroll.bus import Publisher
+from eventroll.custom import emitting, encoding_error
 from eventroll.errors import BusError, CodecError
-from eventroll.events import EpisodeEnd, EpisodeStart, StepBatch, WorkerError
+from eventroll.events import Custom, EpisodeEnd, EpisodeStart, StepBatch, WorkerError
 from eventroll.policies import Policy
 
 AfterReset = Callable[[gym.Env, int, Any, dict], None]
@@ -43,6 +44,9 @@ class NullSink:
 
     def step(self, action: Any, observation: Any, reward: float, terminated: bool,
              truncated: bool, info: dict) -> None:
+        pass
+
+    def custom(self, name: str, episode: int, t: int | None, fields: dict) -> None:
         pass
 
     def episode_end(self, summary: EpisodeSummary, exc: BaseException | None) -> None:
@@ -93,6 +97,14 @@ class BusSink:
             self._close_batch()
             self._publisher.flush()
 
+    def custom(self, name: str, episode: int, t: int | None, fields: dict) -> None:
+        """Send a custom event at once: it precedes the ``step.batch`` holding step ``t``
+        (and, from a reset, the ``episode.start``); readers key it on (episode, t)."""
+        try:
+            self._publisher.add(Custom(name=name, episode=episode, t=t, fields=fields))
+        except CodecError as exc:
+            raise encoding_error(name, fields, exc) from None
+
     def _close_batch(self) -> None:
         if not self._steps:
             return
@@ -141,37 +153,40 @@ def run_episode(env: gym.Env, policy: Policy, episode: int, *, env_seed: int | N
                 after_reset: AfterReset | None = None,
                 sink: NullSink | BusSink | None = None) -> EpisodeSummary:
     """Run one episode. An exception from env or policy aborts the episode (and is
-    recorded with its traceback); it does not propagate."""
+    recorded with its traceback); it does not propagate. Within the episode,
+    ``eventroll.custom.record_event`` sends custom events to ``sink``."""
     sink = sink or NullSink()
     started = time.perf_counter()
     length, total, terminated, truncated = 0, 0.0, False, False
     exc: BaseException | None = None
     where = "reset"
-    try:
-        if agent_seed is not None:
-            policy.seed(agent_seed)
-        if hasattr(policy, "reset"):
-            policy.reset()
-        observation, info = env.reset(seed=env_seed)
-        if after_reset is not None:
-            after_reset(env, episode, observation, info)
-        sink.episode_start(episode, env_seed, agent_seed, observation, info)
-        if render:
-            env.render()
-        compute, step, emit = policy.compute_action, env.step, sink.step
-        while not (terminated or truncated):
-            where = f"step {length}"
-            action = compute(observation, deterministic=deterministic)
-            observation, reward, terminated, truncated, info = step(action)
-            emit(action, observation, reward, terminated, truncated, info)
-            length += 1
-            total += float(reward)
+    with emitting(sink, episode) as emitter:  # record_event() calls go to this episode
+        try:
+            if agent_seed is not None:
+                policy.seed(agent_seed)
+            if hasattr(policy, "reset"):
+                policy.reset()
+            observation, info = env.reset(seed=env_seed)
+            if after_reset is not None:
+                after_reset(env, episode, observation, info)
+            sink.episode_start(episode, env_seed, agent_seed, observation, info)
             if render:
                 env.render()
-    except BusError:
-        raise
-    except Exception as error:  # anything from env or policy code aborts this episode only
-        exc = error
+            compute, step, emit = policy.compute_action, env.step, sink.step
+            while not (terminated or truncated):
+                where = f"step {length}"
+                emitter.t = length
+                action = compute(observation, deterministic=deterministic)
+                observation, reward, terminated, truncated, info = step(action)
+                emit(action, observation, reward, terminated, truncated, info)
+                length += 1
+                total += float(reward)
+                if render:
+                    env.render()
+        except BusError:
+            raise
+        except Exception as error:  # anything from env or policy code aborts this episode only
+            exc = error
     summary = EpisodeSummary(
         episode=episode, env_seed=env_seed, agent_seed=agent_seed, length=length, return_=total,
         terminated=bool(terminated), truncated=bool(truncated), aborted=exc is not None,

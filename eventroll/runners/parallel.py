@@ -28,7 +28,7 @@ class ParallelRunner(RolloutRunner):
     uses_worker_processes = True
 
     def __init__(self, n_episodes: int = 100, max_episode_steps: int | None = None,
-                 deterministic: bool = False, record_trajectory: bool = False,
+                 deterministic: bool = False, record_trajectory: bool = True,
                  record_event_logs: bool = True, n_processes: int = 2, **options: Any) -> None:
         if not isinstance(n_processes, int) or isinstance(n_processes, bool) or n_processes < 1:
             raise ConfigError(f"runner.n_processes must be an integer >= 1, got {n_processes!r}")

@@ -22,7 +22,7 @@ class SequentialRunner(RolloutRunner):
     runner_name = "sequential"
 
     def __init__(self, n_episodes: int = 100, max_episode_steps: int | None = None,
-                 deterministic: bool = False, record_trajectory: bool = False,
+                 deterministic: bool = False, record_trajectory: bool = True,
                  record_event_logs: bool = True, render: bool = False, **options: Any) -> None:
         super().__init__(n_episodes, max_episode_steps, deterministic, record_trajectory,
                          record_event_logs, **options)

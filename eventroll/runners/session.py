@@ -23,7 +23,7 @@ from typing import Any
 from eventroll import bus, codec
 from eventroll.errors import BusError
 from eventroll.events import Event
-from eventroll.recorders.base import recorder_main
+from eventroll.recorders.base import RecorderSpec, recorder_main
 
 
 @dataclass(frozen=True)
@@ -34,15 +34,6 @@ class Timeouts:
     stall: float = 120.0  # a peer accepting nothing while we wait to send
     finish: float = 60.0  # recorders finishing their artifacts
     reap: float = 10.0  # a process exiting once told to
-
-
-@dataclass(frozen=True)
-class RecorderSpec:
-    """A durable recorder to run in its own process: ``factory(**kwargs)``."""
-
-    name: str
-    factory: Any
-    kwargs: dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,72 @@
+"""The trajectory recorder: whole episodes into ``trajectories.h5`` (or a Minari dataset)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventroll import events
+from eventroll.errors import ConfigError
+from eventroll.spaces import space_from_description
+from eventroll.trajectories.flat import BLOCK_ROWS, FLUSH_INTERVAL, FlatWriter
+from eventroll.trajectories.record import TrajectoryCollector
+
+LAYOUTS = ("flat", "minari")
+
+
+class TrajectoryRecorder:
+    """Collects each episode from its events and hands it, whole, to a layout writer.
+
+    The writer is created at ``run.start``, which carries the spaces. ``layout``
+    is ``flat`` (``path`` is the HDF5 file) or ``minari`` (``path`` is the
+    dataset directory, ``dataset_id`` its Minari id).
+    """
+
+    def __init__(self, path: str, *, layout: str = "flat", dataset_id: str | None = None,
+                 next_observations: bool = False, infos: bool = False, logits: bool = False,
+                 block_rows: int = BLOCK_ROWS, flush_interval: float = FLUSH_INTERVAL) -> None:
+        if layout not in LAYOUTS:
+            raise ConfigError(f"trajectory layout {layout!r} is unknown; choose one of {LAYOUTS}")
+        self.path = path
+        self._layout = layout
+        self._options = dict(next_observations=next_observations, infos=infos, logits=logits,
+                             block_rows=block_rows, flush_interval=flush_interval)
+        self._dataset_id = dataset_id
+        self._collector = TrajectoryCollector()
+        self._writer: Any = None
+
+    def handle(self, event: events.Event, raw: bytes | None = None) -> None:
+        if event.KIND == "run.start":
+            self._writer = self._open(event)
+        trajectory = self._collector.handle(event)
+        if trajectory is not None:
+            if self._writer is None:
+                raise ConfigError("an episode ended before run.start: cannot record trajectories "
+                                  "without the run's spaces")
+            self._writer.add(trajectory)
+
+    def _open(self, start: events.RunStart) -> Any:
+        observation_space = space_from_description(start.observation_space)
+        action_space = space_from_description(start.action_space)
+        if self._layout == "minari":
+            from eventroll.trajectories.minari import MinariWriter
+
+            return MinariWriter(self.path, observation_space, action_space,
+                                dataset_id=self._dataset_id, env=start.env,
+                                env_kwargs=start.env_kwargs, **self._options)
+        return FlatWriter(self.path, observation_space, action_space, run_id=start.run_id,
+                          env=start.env, **self._options)
+
+    def tick(self) -> None:
+        if self._writer is not None:
+            self._writer.tick()
+
+    def close(self) -> dict[str, Any]:
+        if self._writer is None:
+            return {"path": self.path, "episodes": 0, "steps": 0,
+                    "errors": ["no run.start arrived: nothing was recorded"]}
+        report = self._writer.close()
+        unfinished = self._collector.in_flight
+        if unfinished:
+            report["errors"] = [f"episodes {unfinished[:10]} never ended; they are not in "
+                                f"{self.path} (the event log holds their steps)"]
+        return report

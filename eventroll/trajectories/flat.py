@@ -1,0 +1,407 @@
+"""The flat HDF5 layout: one resizable dataset per field, episodes by index arrays.
+
+Steps of all episodes are rows of the same datasets, episode after episode in
+the order they ended; ``episodes/start`` and ``episodes/length`` say which rows
+belong to which episode. Episodes are appended in blocks (never a step at a
+time) and the file is in SWMR mode, so readers see it grow. The format is
+described in ``schemas/trajectories.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import h5py
+import numpy as np
+from gymnasium import spaces
+
+from eventroll import codec
+from eventroll.errors import ConfigError, EventError
+from eventroll.spaces import describe_space, space_from_description
+from eventroll.trajectories.record import STATUSES, Trajectory, rows
+
+FORMAT = "eventroll-trajectories"
+FORMAT_VERSION = 1
+FILE_NAME = "trajectories.h5"
+BLOCK_ROWS = 8192
+FLUSH_INTERVAL = 0.1
+NO_SEED = -1
+CHUNK_BYTES = 1 << 19
+
+# per-episode index arrays: name -> dtype
+INDEX = {"index": "<i8", "start": "<i8", "length": "<i8", "env_seed": "<i8", "agent_seed": "<i8",
+         "worker": "<i4", "status": "u1", "return": "<f8", "reset": "b1"}
+# step fields that hold bytes per row (msgpack), as a heap of bytes and row end offsets
+HEAPS = ("infos", "logits")
+FINALS = "episodes/final_observations"
+
+
+# -- spaces as datasets ------------------------------------------------------------------
+def space_leaves(space: spaces.Space, path: str) -> list[tuple[str, tuple[int, ...], Any]]:
+    """(dataset path, row shape, dtype) of every array a space's values hold."""
+    if isinstance(space, spaces.Dict):
+        return [leaf for key, sub in space.spaces.items() for leaf in space_leaves(sub, f"{path}/{key}")]
+    if isinstance(space, spaces.Tuple):
+        return [leaf for i, sub in enumerate(space.spaces) for leaf in space_leaves(sub, f"{path}/{i}")]
+    if isinstance(space, spaces.Text):
+        return [(path, (), h5py.string_dtype("utf-8"))]
+    if isinstance(space, (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)):
+        return [(path, tuple(space.shape), np.dtype(space.dtype))]
+    raise ConfigError(f"trajectory recording does not support {type(space).__name__} spaces; "
+                      "it records Box, Discrete, MultiDiscrete, MultiBinary, Text, Dict and Tuple")
+
+
+def leaf_values(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """The arrays of a (nested) column, by dataset path, in :func:`space_leaves` order."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from leaf_values(item, f"{path}/{key}")
+    elif isinstance(value, (list, tuple)) and not _is_text_column(value):
+        for i, item in enumerate(value):
+            yield from leaf_values(item, f"{path}/{i}")
+    else:
+        yield path, value
+
+
+def _is_text_column(value: Any) -> bool:
+    return bool(value) and isinstance(value[0], str)
+
+
+def read_value(space: spaces.Space, group: h5py.Group, path: str, index: Any) -> Any:
+    """Rows ``index`` of a (nested) field, shaped as the space's values."""
+    if isinstance(space, spaces.Dict):
+        return {key: read_value(sub, group, f"{path}/{key}", index)
+                for key, sub in space.spaces.items()}
+    if isinstance(space, spaces.Tuple):
+        return [read_value(sub, group, f"{path}/{i}", index) for i, sub in enumerate(space.spaces)]
+    dataset = group[path]
+    if isinstance(space, spaces.Text):
+        return dataset.asstr()[index]
+    return dataset[index]
+
+
+def _chunk_rows(shape: tuple[int, ...], dtype: Any) -> int:
+    row_bytes = int(np.prod(shape, dtype=np.int64)) * max(np.dtype(dtype).itemsize, 1)
+    return int(max(64, min(65536, CHUNK_BYTES // max(row_bytes, 1))))
+
+
+def _create(file: h5py.File, path: str, shape: tuple[int, ...], dtype: Any) -> h5py.Dataset:
+    return file.create_dataset(path, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype,
+                               chunks=(_chunk_rows(shape, dtype), *shape))
+
+
+def _blank_row(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    if h5py.check_string_dtype(np.dtype(dtype)) is not None:
+        return np.array([""], dtype=object)
+    return np.zeros((1, *shape), dtype=dtype)
+
+
+def _append(dataset: h5py.Dataset, data: Any) -> None:
+    n = dataset.shape[0]
+    dataset.resize(n + len(data), axis=0)
+    dataset[n:] = data
+
+
+def _heap_rows(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """msgpack bytes of each value, as one byte array and the rows' lengths."""
+    blobs = [codec.encode(value) for value in values]
+    data = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+    return data, np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs))
+
+
+# -- writing ---------------------------------------------------------------------------
+class FlatWriter:
+    """Appends :class:`Trajectory` s to a flat HDF5 file, in blocks.
+
+    ``add`` buffers whole episodes; they are written and flushed together once
+    ``block_rows`` steps are buffered or ``flush_interval`` seconds after the
+    oldest buffered episode ended (:meth:`tick`), and at :meth:`close`. A flush
+    holds whole episodes only: step rows are written and flushed before the
+    index rows that point at them.
+    """
+
+    def __init__(self, path: str, observation_space: spaces.Space, action_space: spaces.Space, *,
+                 run_id: str = "", env: str = "", next_observations: bool = False,
+                 infos: bool = False, logits: bool = False, block_rows: int = BLOCK_ROWS,
+                 flush_interval: float = FLUSH_INTERVAL) -> None:
+        self.path = path
+        self.observation_space, self.action_space = observation_space, action_space
+        self.options = {"next_observations": next_observations, "infos": infos, "logits": logits}
+        self.block_rows, self.flush_interval = block_rows, flush_interval
+        self._leaves = {"observations": space_leaves(observation_space, "observations"),
+                        "actions": space_leaves(action_space, "actions"),
+                        FINALS: space_leaves(observation_space, FINALS)}
+        if next_observations:
+            self._leaves["next_observations"] = space_leaves(observation_space, "next_observations")
+        self._file = h5py.File(path, "w-", libver="latest")  # never overwrite a recording
+        self._create_layout(run_id, env)
+        self._file.swmr_mode = True
+        self._buffer: list[Trajectory] = []
+        self._buffered_rows = 0
+        self._oldest = 0.0
+        self.episodes = self.steps = 0
+
+    def _create_layout(self, run_id: str, env: str) -> None:
+        file = self._file
+        file.attrs.update({
+            "format": FORMAT, "version": FORMAT_VERSION, "run_id": run_id, "env": env,
+            "created": datetime.now(timezone.utc).isoformat(),
+            "observation_space": np.void(codec.encode(describe_space(self.observation_space))),
+            "action_space": np.void(codec.encode(describe_space(self.action_space))),
+            **{f"records_{name}": flag for name, flag in self.options.items()}})
+        for leaves in self._leaves.values():
+            for path, shape, dtype in leaves:
+                _create(file, path, shape, dtype)
+        _create(file, "rewards", (), "<f8")
+        _create(file, "terminations", (), "b1")
+        _create(file, "truncations", (), "b1")
+        for name in self._heaps():
+            _create(file, f"{name}/data", (), "u1")
+            _create(file, f"{name}/end", (), "<i8")
+        for name, dtype in INDEX.items():
+            _create(file, f"episodes/{name}", (), dtype)
+        file["episodes/status"].attrs["codes"] = ",".join(STATUSES)
+
+    def _heaps(self) -> list[str]:
+        names = [name for name in HEAPS if self.options[name]]
+        return names + (["episodes/reset_infos"] if self.options["infos"] else [])
+
+    def add(self, trajectory: Trajectory) -> None:
+        if not self._buffer:
+            self._oldest = time.monotonic()
+        self._buffer.append(trajectory)
+        self._buffered_rows += trajectory.length
+        if self._buffered_rows >= self.block_rows:
+            self.flush()
+
+    def tick(self) -> None:
+        if self._buffer and time.monotonic() - self._oldest >= self.flush_interval:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every buffered episode and flush the file."""
+        if not self._buffer:
+            return
+        block, self._buffer, self._buffered_rows = self._buffer, [], 0
+        first_row = self._file["rewards"].shape[0]
+        stepped = [t for t in block if t.length]
+        if stepped:
+            self._write_steps(stepped)
+        self._write_finals(block)
+        for dataset in self._step_datasets():
+            dataset.flush()
+        self._write_index(block, first_row)
+        self._file.flush()
+        self.episodes += len(block)
+        self.steps += sum(t.length for t in block)
+
+    def _step_datasets(self) -> Iterator[h5py.Dataset]:
+        file = self._file
+        for leaves in self._leaves.values():
+            for path, _, _ in leaves:
+                yield file[path]
+        for name in ("rewards", "terminations", "truncations"):
+            yield file[name]
+        for name in self._heaps():
+            yield file[f"{name}/data"]
+            yield file[f"{name}/end"]
+
+    def _write_steps(self, block: list[Trajectory]) -> None:
+        columns = {"observations": [t.step_observations for t in block],
+                   "actions": [t.actions for t in block]}
+        if "next_observations" in self._leaves:
+            columns["next_observations"] = [t.next_observations for t in block]
+        for name, values in columns.items():
+            self._append_nested(name, values)
+        for name in ("rewards", "terminations", "truncations"):
+            _append(self._file[name], np.concatenate([getattr(t, name) for t in block]))
+        if self.options["infos"]:
+            self._append_heap("infos", [info for t in block for info in (t.infos or [{}] * t.length)])
+        if self.options["logits"]:
+            self._append_heap("logits", [row for t in block for row in _logit_rows(t)])
+
+    def _append_nested(self, name: str, values: list[Any]) -> None:
+        """Append columns of a nested field; a None value stands for one blank row."""
+        leaves = self._leaves[name]
+        per_leaf: dict[str, list[Any]] = {path: [] for path, _, _ in leaves}
+        for value in values:
+            if value is None:
+                for path, shape, dtype in leaves:
+                    per_leaf[path].append(_blank_row(shape, dtype))
+                continue
+            for path, array in leaf_values(value, name):
+                if path not in per_leaf:
+                    raise EventError(f"recorded values hold {path!r}, which the space lacks")
+                per_leaf[path].append(array)
+        for path, arrays in per_leaf.items():
+            if len(arrays) != len(values):
+                raise EventError(f"recorded values lack {path!r}, which the space declares")
+            data = np.concatenate(arrays)
+            if data.dtype.kind == "U":
+                data = data.astype(object)
+            _append(self._file[path], data)
+
+    def _write_finals(self, block: list[Trajectory]) -> None:
+        self._append_nested(FINALS, [None if t.observations is None
+                                     else rows(t.observations, slice(-1, None)) for t in block])
+        if self.options["infos"]:
+            self._append_heap("episodes/reset_infos", [t.reset_info or {} for t in block])
+
+    def _append_heap(self, name: str, values: list[Any]) -> None:
+        data, lengths = _heap_rows(values)
+        ends = self._file[f"{name}/end"]
+        base = int(ends[-1]) if ends.shape[0] else 0
+        _append(self._file[f"{name}/data"], data)
+        _append(ends, base + np.cumsum(lengths))
+
+    def _write_index(self, block: list[Trajectory], first_row: int) -> None:
+        lengths = np.fromiter((t.length for t in block), np.int64, len(block))
+        starts = first_row + np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        columns = {
+            "index": [t.index for t in block], "start": starts, "length": lengths,
+            "env_seed": [NO_SEED if t.env_seed is None else t.env_seed for t in block],
+            "agent_seed": [NO_SEED if t.agent_seed is None else t.agent_seed for t in block],
+            "worker": [t.worker for t in block],
+            "status": [STATUSES.index(t.status) for t in block],
+            "return": [t.return_ for t in block],
+            "reset": [t.observations is not None for t in block]}
+        for name, values in columns.items():
+            _append(self._file[f"episodes/{name}"], np.asarray(values, dtype=INDEX[name]))
+
+    def close(self) -> dict[str, Any]:
+        self.flush()
+        self._file.close()
+        return {"path": self.path, "episodes": self.episodes, "steps": self.steps}
+
+
+def _logit_rows(trajectory: Trajectory) -> list[Any]:
+    if trajectory.logits is None:
+        return [None] * trajectory.length
+    return [rows(trajectory.logits, t) for t in range(trajectory.length)]
+
+
+# -- reading ---------------------------------------------------------------------------
+class TrajectoryFile:
+    """Reads a flat trajectory file, also while a recorder is still writing it.
+
+    ``file[i]`` is the episode with run index ``i``; iteration goes in episode
+    index order; :meth:`refresh` picks up episodes appended since opening.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        try:
+            self._file = h5py.File(self.path, "r", swmr=True)
+        except OSError as exc:
+            raise EventError(f"cannot open {self.path} as an HDF5 trajectory file: {exc}") from None
+        attrs = self._file.attrs
+        if attrs.get("format") != FORMAT:
+            self._file.close()
+            raise EventError(f"{self.path} is not an eventroll flat trajectory file")
+        if attrs.get("version") != FORMAT_VERSION:
+            self._file.close()
+            raise EventError(f"{self.path}: trajectory format version {attrs.get('version')}, "
+                             f"this eventroll reads version {FORMAT_VERSION}")
+        self.run_id = str(attrs["run_id"])
+        self.env = str(attrs["env"])
+        self.observation_space = space_from_description(codec.decode(attrs["observation_space"].tobytes()))
+        self.action_space = space_from_description(codec.decode(attrs["action_space"].tobytes()))
+        self.options = {name: bool(attrs[f"records_{name}"]) for name in ("next_observations", "infos", "logits")}
+        self.refresh()
+
+    def refresh(self) -> None:
+        """See the episodes a live recorder has flushed since the last look."""
+        self._file.visititems(lambda _, obj: obj.refresh() if isinstance(obj, h5py.Dataset) else None)
+        episodes = self._file["episodes"]
+        count = min(episodes[name].shape[0] for name in INDEX)
+        self._index = {name: episodes[name][:count] for name in INDEX}
+        self._position = {int(index): position for position, index in enumerate(self._index["index"])}
+
+    def __len__(self) -> int:
+        return len(self._position)
+
+    @property
+    def indices(self) -> list[int]:
+        """The episode indices in the file, ascending."""
+        return sorted(self._position)
+
+    def __contains__(self, index: int) -> bool:
+        return index in self._position
+
+    def __iter__(self) -> Iterator[Trajectory]:
+        for index in self.indices:
+            yield self[index]
+
+    def __getitem__(self, index: int) -> Trajectory:
+        position = self._position.get(int(index))
+        if position is None:
+            raise KeyError(f"episode {index} is not in {self.path} ({len(self)} episodes)")
+        return self._read(position)
+
+    def _read(self, position: int) -> Trajectory:
+        column = {name: values[position] for name, values in self._index.items()}
+        start, length = int(column["start"]), int(column["length"])
+        steps = slice(start, start + length)
+        file, obs_space = self._file, self.observation_space
+        observations = None
+        if column["reset"]:
+            final = read_value(obs_space, file, FINALS, slice(position, position + 1))
+            observations = _concat_rows(read_value(obs_space, file, "observations", steps), final)
+        seeds = [None if int(column[k]) == NO_SEED else int(column[k]) for k in ("env_seed", "agent_seed")]
+        return Trajectory(
+            index=int(column["index"]), worker=int(column["worker"]), env_seed=seeds[0],
+            agent_seed=seeds[1], status=STATUSES[int(column["status"])],
+            return_=float(column["return"]), observations=observations,
+            actions=read_value(self.action_space, file, "actions", steps) if length else None,
+            rewards=file["rewards"][steps], terminations=file["terminations"][steps],
+            truncations=file["truncations"][steps],
+            infos=self._heap("infos", steps) if self.options["infos"] else None,
+            reset_info=(self._heap("episodes/reset_infos", slice(position, position + 1))[0]
+                        if self.options["infos"] else None),
+            logits=_stack_logits(self._heap("logits", steps)) if self.options["logits"] else None)
+
+    def _heap(self, name: str, index: slice) -> list[Any]:
+        ends = self._file[f"{name}/end"]
+        first = int(ends[index.start - 1]) if index.start else 0
+        row_ends = ends[index]
+        data = self._file[f"{name}/data"][first:int(row_ends[-1])].tobytes() if len(row_ends) else b""
+        values, offset = [], first
+        for end in row_ends:
+            values.append(codec.decode(data[offset - first:int(end) - first]))
+            offset = int(end)
+        return values
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "TrajectoryFile":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _concat_rows(column: Any, last: Any) -> Any:
+    if isinstance(column, dict):
+        return {key: _concat_rows(column[key], last[key]) for key in column}
+    if isinstance(column, list):
+        return [_concat_rows(value, last[i]) for i, value in enumerate(column)]
+    return np.concatenate([column, last])
+
+
+def _stack_logits(values: list[Any]) -> Any:
+    if not values or values[0] is None:
+        return None
+    return np.stack([np.asarray(v) for v in values])
+
+
+def open_trajectories(path: str | os.PathLike[str]) -> TrajectoryFile:
+    """Open a flat trajectory file (or the ``trajectories.h5`` of a run directory)."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        path = os.path.join(path, FILE_NAME)
+    return TrajectoryFile(path)
