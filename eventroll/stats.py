@@ -1,0 +1,607 @@
+"""Statistics of a run at three levels, as in Maze: step → episode → epoch (the whole run).
+
+Built-in statistics come from the runner's own events (``step.batch``,
+``episode.end``, ``run.start`` / ``run.end``). Custom statistics come from
+``custom`` events (:func:`eventroll.custom.record_event`), declared by a
+:class:`StatSpec`: the values of one field of one event name are reduced
+
+* per step: all values of one (episode, t), ``t`` None (the reset) counting as
+  step -1, with the ``step`` reducer;
+* per episode: the step values of one episode, in step order, with ``episode``;
+* per epoch: the episode values of the completed (not aborted) episodes, in
+  episode index order, with ``epoch``;
+
+separately for each value of the ``group_by`` field, if one is given. The order
+is fixed, so the result does not depend on how workers interleave: live
+(:class:`eventroll.recorders.stats.StatsRecorder`), offline (:func:`replay_stats`)
+and for any number of workers it is the same dict. Its layout, the content of
+``stats.json``, is described in ``schemas/stats.md``; :class:`Statistics` reads it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Union
+
+import numpy as np
+
+from eventroll.errors import ConfigError, EventrollError
+from eventroll.events import Custom, EpisodeEnd, Event
+from eventroll.imports import import_object, object_path
+
+FORMAT = "eventroll-stats"
+FORMAT_VERSION = 1
+FILE_NAME = "stats.json"
+LEVELS = ("step", "episode", "epoch")
+RESET_T = -1  # the step key of custom events recorded during reset (t None)
+HISTOGRAM_BINS = 10
+SCALARS = ("episode_count", "step_count", "aborted_episode_count", "steps_per_second",
+           "wall_time")
+SUMMARIES = ("episode_return", "episode_length")
+SUMMARY_KEYS = ("count", "mean", "std", "min", "max", "median")
+
+Reducer = Callable[[list], Any]
+ReducerRef = Union[str, Reducer]
+Group = Union[str, None]  # a group_by value as text; None for a stat without group_by
+
+
+class StatsQueryError(EventrollError, KeyError):
+    """A statistic, level, episode, group or name that a stats result does not hold."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+# -- reducers -------------------------------------------------------------------------
+
+def reduce_sum(values: list) -> Any:
+    return np.sum(values, axis=0)
+
+
+def reduce_mean(values: list) -> Any:
+    return np.mean(values, axis=0)
+
+
+def reduce_len(values: list) -> int:
+    return len(values)
+
+
+def reduce_min(values: list) -> Any:
+    return np.min(values, axis=0)
+
+
+def reduce_max(values: list) -> Any:
+    return np.max(values, axis=0)
+
+
+def reduce_std(values: list) -> Any:
+    """The population standard deviation (numpy's default, ddof=0)."""
+    return np.std(values, axis=0)
+
+
+def reduce_median(values: list) -> Any:
+    return np.median(values, axis=0)
+
+
+def reduce_histogram(values: list) -> dict[str, list]:
+    """``{"edges": [11 floats], "counts": [10 ints]}``, as ``numpy.histogram`` with 10 bins."""
+    counts, edges = np.histogram(np.asarray(values, dtype=np.float64), bins=HISTOGRAM_BINS)
+    return {"edges": edges.tolist(), "counts": counts.tolist()}
+
+
+REDUCERS: Mapping[str, Reducer] = MappingProxyType({
+    "sum": reduce_sum, "mean": reduce_mean, "len": reduce_len, "min": reduce_min,
+    "max": reduce_max, "std": reduce_std, "median": reduce_median,
+    "histogram": reduce_histogram,
+})
+
+
+def resolve_reducer(ref: ReducerRef, level: str, stat: str) -> Reducer:
+    """A reducer by name (see :data:`REDUCERS`), by import path, or the callable itself."""
+    if callable(ref):
+        return ref
+    if isinstance(ref, str) and ref in REDUCERS:
+        return REDUCERS[ref]
+    if isinstance(ref, str) and (":" in ref or "." in ref):
+        try:
+            obj = import_object(ref)
+        except ConfigError as exc:
+            raise ConfigError(f"stat {stat!r}: {level} reducer: {exc}") from None
+        if callable(obj):
+            return obj
+        raise ConfigError(f"stat {stat!r}: {level} reducer {ref!r} is a {type(obj).__name__}, "
+                          "not a function")
+    raise ConfigError(f"stat {stat!r}: unknown {level} reducer {ref!r}; choose one of "
+                      f"{', '.join(REDUCERS)}, or an import path 'module:function'")
+
+
+def reducer_name(ref: ReducerRef) -> str:
+    """How a reducer is written in a config and in ``stats.json``."""
+    if isinstance(ref, str):
+        return ref
+    path = object_path(ref)
+    if "<" in path:  # a lambda or a function defined inside another
+        raise ConfigError(f"reducer {path!r} has no import path; define it at module level")
+    return path
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON data: numpy values become Python ones, tuples lists, map keys
+    text, and non-finite floats None (JSON has no NaN). Raises TypeError otherwise."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        value = value.tolist()
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {str(key): plain(item) for key, item in value.items()}
+    raise TypeError(f"a {type(value).__name__} value is not JSON data")
+
+
+# -- specs ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StatSpec:
+    """One custom statistic: a field of a custom event, reduced at each level.
+
+    Reducers are names (``sum, mean, len, min, max, std, median, histogram``),
+    import paths (``"module:function"``, called with a list of values) or
+    callables. ``name`` defaults to ``"{event}.{field}"``; ``keep_steps`` keeps
+    every step value in the result (its size then grows with the run).
+    """
+
+    event: str
+    field: str
+    step: ReducerRef = "sum"
+    episode: ReducerRef = "sum"
+    epoch: ReducerRef = "mean"
+    group_by: str | None = None
+    name: str | None = None
+    keep_steps: bool = False
+    _reducers: tuple = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for key in ("event", "field"):
+            _check_text(f"stat {key}", getattr(self, key))
+        if self.name is None:
+            object.__setattr__(self, "name", f"{self.event}.{self.field}")
+        _check_text("stat name", self.name)
+        if self.group_by is not None:
+            _check_text(f"stat {self.name!r}: group_by", self.group_by)
+        if not isinstance(self.keep_steps, bool):
+            raise ConfigError(f"stat {self.name!r}: keep_steps must be true or false, "
+                              f"got {self.keep_steps!r}")
+        object.__setattr__(self, "_reducers", tuple(
+            resolve_reducer(getattr(self, level), level, self.name) for level in LEVELS))
+
+    def reducer(self, level: str) -> Reducer:
+        """The resolved reducer of ``level`` (``step``, ``episode`` or ``epoch``)."""
+        return self._reducers[LEVELS.index(level)]
+
+    @classmethod
+    def from_mapping(cls, mapping: Any, where: str = "stat") -> StatSpec:
+        """A spec from a plain mapping (as a config gives it); ConfigError names ``where``."""
+        if not isinstance(mapping, Mapping):
+            raise ConfigError(f"{where}: a stat is a mapping with the keys {', '.join(SPEC_KEYS)}; "
+                              f"got {type(mapping).__name__}")
+        for key in mapping:
+            if key not in SPEC_KEYS:
+                raise ConfigError(f"{where}: unknown key {key!r}; valid keys: "
+                                  f"{', '.join(SPEC_KEYS)}")
+        for key in ("event", "field"):
+            if key not in mapping:
+                raise ConfigError(f"{where}: the key {key!r} is missing (every stat names the "
+                                  "custom event and its field)")
+        try:
+            return cls(**{key: mapping[key] for key in mapping})
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The spec as plain data (reducers by name or import path), for configs and
+        for recorder processes."""
+        values = {key: getattr(self, key) for key in SPEC_KEYS}
+        for level in LEVELS:
+            values[level] = reducer_name(values[level])
+        return values
+
+
+SPEC_KEYS = tuple(f.name for f in dataclasses.fields(StatSpec) if f.init)
+
+
+def _check_text(what: str, value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{what} must be a non-empty string, got {value!r}")
+
+
+def parse_specs(specs: Any) -> list[StatSpec]:
+    """Specs from StatSpec objects or plain mappings: a list, or a mapping of stat name
+    to spec (the name is then the key). Names must be unique."""
+    if specs is None:
+        return []
+    if isinstance(specs, Mapping) and isinstance(specs.get("event"), str):
+        raise ConfigError("stats: got a single spec; give a list of specs or a mapping of "
+                          "name to spec")
+    if isinstance(specs, Mapping):
+        items = [(f"stats.{name}", _named(name, spec)) for name, spec in specs.items()]
+    elif isinstance(specs, Iterable) and not isinstance(specs, (str, bytes)):
+        items = [(f"stats[{i}]", spec) for i, spec in enumerate(specs)]
+    else:
+        raise ConfigError(f"stats must be a list of stat specs or a mapping of name to spec, "
+                          f"got {type(specs).__name__}")
+    parsed = [spec if isinstance(spec, StatSpec) else StatSpec.from_mapping(spec, where)
+              for where, spec in items]
+    names = Counter(spec.name for spec in parsed)
+    for name, count in names.items():
+        if count > 1:
+            raise ConfigError(f"{count} stats are named {name!r}; give each a different 'name'")
+    return parsed
+
+
+def _named(name: Any, spec: Any) -> Any:
+    if isinstance(spec, StatSpec):
+        if spec.name != name:
+            raise ConfigError(f"stats.{name}: the spec is named {spec.name!r}; use one name")
+        return spec
+    if isinstance(spec, Mapping) and spec.get("name", name) != name:
+        raise ConfigError(f"stats.{name}: the spec is named {spec['name']!r}; use one name")
+    return {**spec, "name": name} if isinstance(spec, Mapping) else spec
+
+
+# -- aggregation ----------------------------------------------------------------------
+
+_MISSING = object()
+
+
+@dataclass
+class _Ended:
+    """What is kept of a finished episode: one value per stat (and its steps if asked)."""
+
+    aborted: bool
+    return_: float
+    length: int
+    values: dict[str, dict[Group, Any]]
+    steps: dict[str, list[list]]
+
+
+class StatsAggregator:
+    """Reduces a run's events to its statistics (the content of ``stats.json``).
+
+    Feed events in ``seq`` order with :meth:`handle`; workers may interleave, as
+    state is kept per episode index and dropped at ``episode.end`` (then only one
+    value per stat and episode remains). :meth:`result` gives the statistics so far.
+
+    In-process use (a rollout generator): the aggregator is itself a custom-event
+    sink (:meth:`custom`, for :func:`eventroll.custom.emitting`); after each step
+    :meth:`step_values` gives that step's values, and after ``episode.end``
+    :meth:`episode_values` gives the episode's.
+
+    Problems (a custom event without the stat's field, a reducer that fails) are
+    counted and reported in the result, never raised.
+    """
+
+    def __init__(self, specs: Any = ()) -> None:
+        self.specs = parse_specs(specs)
+        self._by_event: dict[str, list[StatSpec]] = {}
+        for spec in self.specs:
+            self._by_event.setdefault(spec.event, []).append(spec)
+        self._open: dict[int, dict[str, dict[int, dict[Group, list]]]] = {}
+        self._ended: dict[int, _Ended] = {}
+        self._steps = 0
+        self._run_id: str | None = None
+        self._start_time: float | None = None
+        self._end_time: float | None = None
+        self._problems: Counter[str] = Counter()
+
+    # -- input ------------------------------------------------------------------------
+    def handle(self, event: Event) -> None:
+        """Take one event; kinds other than those of steps, episodes, runs and custom
+        events are ignored."""
+        kind = event.KIND
+        if kind == "custom":
+            self._on_custom(event)
+        elif kind == "step.batch":
+            self._steps += event.n
+        elif kind == "episode.start":
+            self._open.setdefault(event.episode, {})
+        elif kind == "episode.end":
+            self._on_episode_end(event)
+        elif kind == "run.start":
+            self._run_id, self._start_time = event.run_id, event.time
+        elif kind == "run.end":
+            self._end_time = event.time
+
+    def custom(self, name: str, episode: int, t: int | None, fields: dict[str, Any]) -> None:
+        """Take a custom event directly (the :class:`eventroll.custom.CustomSink` protocol)."""
+        self._on_custom(Custom(name=name, episode=episode, t=t, fields=fields))
+
+    def _on_custom(self, event: Custom) -> None:
+        specs = self._by_event.get(event.name)
+        if not specs:
+            return
+        if event.episode is None or event.episode in self._ended:
+            where = "without an episode" if event.episode is None else "after its episode ended"
+            self._problems[f"custom event {event.name!r} {where}: left out"] += 1
+            return
+        steps = self._open.setdefault(event.episode, {})
+        t = RESET_T if event.t is None else event.t
+        for spec in specs:
+            value = event.fields.get(spec.field, _MISSING)
+            if value is _MISSING:
+                self._problems[f"custom event {event.name!r} lacks the field {spec.field!r} "
+                               f"(stat {spec.name!r}): left out"] += 1
+                continue
+            group = self._group(spec, event)
+            if group is not _MISSING:
+                by_group = steps.setdefault(spec.name, {}).setdefault(t, {})
+                by_group.setdefault(group, []).append(value)
+
+    def _group(self, spec: StatSpec, event: Custom) -> Any:
+        if spec.group_by is None:
+            return None
+        value = event.fields.get(spec.group_by)
+        if isinstance(value, str):
+            return str(value)
+        if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+            return str(int(value))
+        self._problems[f"custom event {event.name!r}: the group_by field {spec.group_by!r} is "
+                       f"missing or not a str or int (stat {spec.name!r}): left out"] += 1
+        return _MISSING
+
+    def _on_episode_end(self, event: EpisodeEnd) -> None:
+        if event.episode in self._ended:
+            self._problems["an episode.end for an episode that had ended: left out"] += 1
+            return
+        steps = self._open.pop(event.episode, {})
+        ended = _Ended(bool(event.aborted), float(event.return_), int(event.length), {}, {})
+        for spec in self.specs:
+            by_t = steps.get(spec.name)
+            if by_t:
+                self._finish_stat(spec, by_t, ended)
+        self._ended[event.episode] = ended
+
+    def _finish_stat(self, spec: StatSpec, by_t: dict[int, dict[Group, list]],
+                     ended: _Ended) -> None:
+        per_step = {t: self._reduce(spec, "step", by_t[t], self._problems) for t in sorted(by_t)}
+        per_group: dict[Group, list] = {}
+        for values in per_step.values():
+            for group, value in values.items():
+                per_group.setdefault(group, []).append(value)
+        ended.values[spec.name] = self._reduce(spec, "episode", per_group, self._problems)
+        if spec.keep_steps:
+            ended.steps[spec.name] = [[t, _shape(spec, values)]
+                                      for t, values in per_step.items() if values]
+
+    def _reduce(self, spec: StatSpec, level: str, groups: dict[Group, list],
+                problems: Counter[str]) -> dict[Group, Any]:
+        """Each group's values reduced; a group whose reducer fails is left out."""
+        reduce = spec.reducer(level)
+        reduced = {}
+        for group in sorted(groups, key=lambda g: "" if g is None else g):
+            try:
+                reduced[group] = plain(reduce(groups[group]))
+            except Exception as exc:  # a user's reducer may raise anything: report, go on
+                problems[f"stat {spec.name!r}: the {level} reducer "
+                         f"{reducer_name(getattr(spec, level))!r} failed "
+                         f"({type(exc).__name__}: {str(exc)[:120]}): left out"] += 1
+        return reduced
+
+    # -- output -----------------------------------------------------------------------
+    def step_values(self, episode: int, t: int | None) -> dict[str, Any]:
+        """The step-level values of step ``t`` (None: the reset) of a running episode,
+        by stat name (a ``{group: value}`` map for grouped stats); stats without
+        events at that step are left out."""
+        key = RESET_T if t is None else t
+        steps = self._open.get(episode, {})
+        values = {}
+        for spec in self.specs:
+            groups = steps.get(spec.name, {}).get(key)
+            reduced = self._reduce(spec, "step", groups, Counter()) if groups else {}
+            if reduced:
+                values[spec.name] = _shape(spec, reduced)
+        return values
+
+    def episode_values(self, episode: int) -> dict[str, Any]:
+        """The episode-level values of a finished episode (aborted ones included), by
+        stat name; stats without events in the episode are left out."""
+        ended = self._ended.get(episode)
+        if ended is None:
+            raise StatsQueryError(f"episode {episode} has not ended (or never started)")
+        return {spec.name: _shape(spec, ended.values[spec.name])
+                for spec in self.specs if ended.values.get(spec.name)}
+
+    def result(self) -> dict[str, Any]:
+        """The statistics so far, as plain JSON data (layout: ``schemas/stats.md``)."""
+        problems = Counter(self._problems)
+        if self._open:
+            problems[f"{len(self._open)} episodes started but never ended: left out"] += 1
+        completed = sorted(i for i, ended in self._ended.items() if not ended.aborted)
+        wall_time = (self._end_time - self._start_time
+                     if self._start_time is not None and self._end_time is not None else None)
+        return {
+            "format": FORMAT, "version": FORMAT_VERSION, "run_id": self._run_id,
+            "episode_count": len(completed),
+            "step_count": self._steps,
+            "aborted_episode_count": len(self._ended) - len(completed),
+            "steps_per_second": self._steps / wall_time if wall_time else None,
+            "wall_time": wall_time,
+            "episode_return": summarize([self._ended[i].return_ for i in completed]),
+            "episode_length": summarize([self._ended[i].length for i in completed]),
+            "custom": {spec.name: self._stat_result(spec, completed, problems)
+                       for spec in self.specs},
+            "problems": dict(sorted(problems.items())),
+        }
+
+    def _stat_result(self, spec: StatSpec, completed: list[int],
+                     problems: Counter[str]) -> dict[str, Any]:
+        per_group: dict[Group, list] = {}
+        episodes = {}
+        for index in completed:
+            values = self._ended[index].values.get(spec.name)
+            if values:
+                episodes[str(index)] = _shape(spec, values)
+                for group, value in values.items():
+                    per_group.setdefault(group, []).append(value)
+        epoch = self._reduce(spec, "epoch", per_group, problems)
+        result = {"event": spec.event, "field": spec.field, "group_by": spec.group_by,
+                  "reducers": {level: reducer_name(getattr(spec, level)) for level in LEVELS},
+                  "epoch": _shape(spec, epoch, None), "episodes": episodes}
+        if spec.keep_steps:
+            result["steps"] = {str(index): self._ended[index].steps[spec.name]
+                               for index in completed if spec.name in self._ended[index].steps}
+        return result
+
+
+def _shape(spec: StatSpec, reduced: dict[Group, Any], default: Any = _MISSING) -> Any:
+    """A value as the result shows it: the value itself, or ``{group: value}``."""
+    if spec.group_by is not None:
+        return reduced
+    return reduced.get(None, default)
+
+
+def summarize(values: list) -> dict[str, Any]:
+    """count, mean, std (population), min, max and median; None values when empty."""
+    if not values:
+        return {key: 0 if key == "count" else None for key in SUMMARY_KEYS}
+    array = np.asarray(values, dtype=np.float64)
+    return plain({"count": len(values), "mean": array.mean(), "std": array.std(),
+                  "min": min(values), "max": max(values), "median": np.median(array)})
+
+
+def to_json(result: Mapping[str, Any]) -> str:
+    """The text of ``stats.json`` for a result."""
+    return json.dumps(result, indent=2, allow_nan=False) + "\n"
+
+
+def replay_stats(event_log: str | os.PathLike[str], specs: Any = ()) -> dict[str, Any]:
+    """The statistics of a recorded run, computed offline from its event log."""
+    from eventroll.recorders.eventlog import read_events
+
+    aggregator = StatsAggregator(specs)
+    for event in read_events(event_log):
+        aggregator.handle(event)
+    return aggregator.result()
+
+
+# -- queries --------------------------------------------------------------------------
+
+class Statistics:
+    """Read access to a stats result, as Maze's ``get_stats_value`` gives it.
+
+    ``Statistics.load("run/stats.json").get_stats_value("episode_return", "epoch", "mean")``
+    """
+
+    def __init__(self, result: Mapping[str, Any]) -> None:
+        if not isinstance(result, Mapping) or result.get("format") != FORMAT:
+            raise ValueError(f"not an eventroll stats result (no \"format\": {FORMAT!r})")
+        if result.get("version") != FORMAT_VERSION:
+            raise ValueError(f"stats format version {result.get('version')!r}; this eventroll "
+                             f"reads version {FORMAT_VERSION}")
+        self.result = result
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Statistics:
+        """Read a ``stats.json`` file."""
+        with open(path, encoding="utf-8") as file:
+            return cls(json.load(file))
+
+    @property
+    def names(self) -> list[str]:
+        """Every statistic: the built-in ones, then the custom ones."""
+        return [*SCALARS, *SUMMARIES, *self.result["custom"]]
+
+    def get_stats_value(self, event: str, level: str = "epoch", name: str | None = None, *,
+                        group: str | int | None = None, episode: int | None = None) -> Any:
+        """One value of the statistic ``event`` (a built-in name or a custom stat's name).
+
+        ``level``: ``epoch`` (built-ins have only this), ``episode``, or ``step``
+        (custom stats with ``keep_steps``). ``episode`` picks one episode at the
+        episode and step levels (else a map of episode index to value);
+        ``group`` one group of a grouped stat; ``name`` one key of a value that is a
+        map (``mean`` of ``episode_return``, ``counts`` of a histogram). A step-level
+        value is a list of ``[t, value]`` pairs.
+        Raises :class:`StatsQueryError` (a KeyError) naming what exists.
+        """
+        if event in SCALARS or event in SUMMARIES:
+            _check_level(event, level, ("epoch",))
+            if group is not None or episode is not None:
+                raise StatsQueryError(f"{event!r} is a run total: it has no groups or episodes")
+            return _pick(event, self.result[event], name)
+        stat = self.result["custom"].get(event)
+        if stat is None:
+            raise StatsQueryError(f"no statistic {event!r}; built-in: "
+                                  f"{', '.join(SCALARS + SUMMARIES)}; custom: "
+                                  f"{', '.join(self.result['custom']) or 'none'}")
+        _check_level(event, level, ("epoch", "episode", "step") if "steps" in stat
+                     else ("epoch", "episode"))
+        if group is not None and stat["group_by"] is None:
+            raise StatsQueryError(f"statistic {event!r} has no groups (no group_by)")
+        group = None if group is None else str(group)
+        if level == "epoch":
+            if episode is not None:
+                raise StatsQueryError(f"statistic {event!r}: the epoch level has no episodes")
+            return _pick(event, _select_group(event, stat["epoch"], group), name)
+        table = stat["episodes" if level == "episode" else "steps"]
+        if episode is None:
+            values = {int(key): _select(event, level, value, group, name, strict=False)
+                      for key, value in table.items()}
+            return {key: value for key, value in values.items() if value is not _MISSING}
+        if str(episode) not in table:
+            shown = ", ".join(list(table)[:20]) + (", ..." if len(table) > 20 else "")
+            raise StatsQueryError(f"statistic {event!r} has no {level} value for episode "
+                                  f"{episode!r}; episodes with values: {shown or 'none'}")
+        return _select(event, level, table[str(episode)], group, name, strict=True)
+
+
+def _check_level(event: str, level: str, levels: tuple[str, ...]) -> None:
+    if level not in levels:
+        hint = "" if "step" in levels or levels == ("epoch",) else " (step values need keep_steps)"
+        raise StatsQueryError(f"statistic {event!r} has no level {level!r}; its levels: "
+                              f"{', '.join(levels)}{hint}")
+
+
+def _select(event: str, level: str, value: Any, group: str | None, name: str | None,
+            strict: bool) -> Any:
+    """One episode's value (or list of step values), narrowed to a group and a name;
+    without ``strict``, entries lacking the group are dropped (``_MISSING`` if all are)."""
+    if level == "step":  # steps lacking the group are dropped even for one episode
+        steps = [[t, _select(event, "episode", v, group, name, False)] for t, v in value]
+        steps = [step for step in steps if step[1] is not _MISSING]
+        return steps if steps or strict else _MISSING
+    if group is not None and group not in value and not strict:
+        return _MISSING
+    return _pick(event, _select_group(event, value, group), name)
+
+
+def _select_group(event: str, value: Any, group: str | None) -> Any:
+    if group is None:
+        return value
+    if group not in value:
+        raise StatsQueryError(f"statistic {event!r} has no group {group!r} here; groups: "
+                              f"{', '.join(value) or 'none'}")
+    return value[group]
+
+
+def _pick(event: str, value: Any, name: str | None) -> Any:
+    if name is None:
+        return value
+    if not isinstance(value, Mapping):
+        raise StatsQueryError(f"statistic {event!r}: its value is not a map, so it has no "
+                              f"{name!r}; ask without a name")
+    if name not in value:
+        raise StatsQueryError(f"statistic {event!r} has no {name!r}; names: {', '.join(value)}")
+    return value[name]
