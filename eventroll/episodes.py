@@ -12,8 +12,10 @@ from eventroll.events import EpisodeEnd, EpisodeStart, Event, StepBatch
 
 
 def concat(columns: list[Any]) -> Any:
-    """Concatenate step columns, nested maps/lists of arrays included."""
+    """Concatenate step columns, nested maps/lists of arrays included (one column: itself)."""
     first = columns[0]
+    if len(columns) == 1:
+        return first
     if isinstance(first, dict):
         return {key: concat([c[key] for c in columns]) for key in first}
     if isinstance(first, list) and first and isinstance(first[0], np.ndarray):

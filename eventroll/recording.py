@@ -35,7 +35,7 @@ class RecordingOptions:
     dataset_id: str | None = None
     next_observations: bool = False
     infos: bool = False
-    stats: bool = False  # TODO(stats): True once the stats recorder lands
+    stats: bool = True
     custom_stats: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -38,37 +38,48 @@ INDEX = {"index": "<i8", "start": "<i8", "length": "<i8", "env_seed": "<i8", "ag
 # step fields that hold bytes per row (msgpack), as a heap of bytes and row end offsets
 HEAPS = ("infos", "logits")
 FINALS = "episodes/final_observations"
+STATUS_CODES = {status: code for code, status in enumerate(STATUSES)}
 
 
 # -- spaces as datasets ------------------------------------------------------------------
-def space_leaves(space: spaces.Space, path: str) -> list[tuple[str, tuple[int, ...], Any]]:
-    """(dataset path, row shape, dtype) of every array a space's values hold."""
-    if isinstance(space, spaces.Dict):
-        return [leaf for key, sub in space.spaces.items() for leaf in space_leaves(sub, f"{path}/{key}")]
-    if isinstance(space, spaces.Tuple):
-        return [leaf for i, sub in enumerate(space.spaces) for leaf in space_leaves(sub, f"{path}/{i}")]
+Leaf = tuple[str, tuple[int, ...], Any]  # dataset path, row shape, stored dtype
+
+
+def space_leaves(space: spaces.Space, path: str) -> list[Leaf]:
+    """The dataset of every array a space's values hold, in a fixed order."""
+    return [(leaf_path, shape, dtype) for leaf_path, _, shape, dtype in _leaves(space, path)]
+
+
+def _leaves(space: spaces.Space, path: str) -> list[tuple[str, tuple, tuple[int, ...], Any]]:
+    """(dataset path, key path into a value, row shape, stored dtype) of each leaf."""
+    if isinstance(space, (spaces.Dict, spaces.Tuple)):
+        items = space.spaces.items() if isinstance(space, spaces.Dict) else enumerate(space.spaces)
+        return [(leaf_path, (key, *keys), shape, dtype)
+                for key, sub in items
+                for leaf_path, keys, shape, dtype in _leaves(sub, f"{path}/{key}")]
     if isinstance(space, spaces.Text):
-        return [(path, (), h5py.string_dtype("utf-8"))]
+        return [(path, (), (), h5py.string_dtype("utf-8"))]
     if isinstance(space, (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)):
-        return [(path, tuple(space.shape), np.dtype(space.dtype))]
+        return [(path, (), tuple(space.shape), stored_dtype(space))]
     raise ConfigError(f"trajectory recording does not support {type(space).__name__} spaces; "
                       "it records Box, Discrete, MultiDiscrete, MultiBinary, Text, Dict and Tuple")
 
 
-def leaf_values(value: Any, path: str) -> Iterator[tuple[str, Any]]:
-    """The arrays of a (nested) column, by dataset path, in :func:`space_leaves` order."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from leaf_values(item, f"{path}/{key}")
-    elif isinstance(value, (list, tuple)) and not _is_text_column(value):
-        for i, item in enumerate(value):
-            yield from leaf_values(item, f"{path}/{i}")
-    else:
-        yield path, value
+def stored_dtype(space: spaces.Space) -> np.dtype:
+    """The dtype a leaf is stored as: the space's own, but the smallest integer type that
+    holds every value for Discrete and MultiDiscrete (readers get the space's dtype back)."""
+    if isinstance(space, (spaces.Discrete, spaces.MultiDiscrete)):
+        low = int(np.min(space.start))
+        high = int(np.max(np.asarray(space.start) + (space.n if isinstance(space, spaces.Discrete)
+                                                      else space.nvec) - 1))
+        return np.result_type(np.min_scalar_type(low), np.min_scalar_type(high))
+    return np.dtype(space.dtype)
 
 
-def _is_text_column(value: Any) -> bool:
-    return bool(value) and isinstance(value[0], str)
+def _pick(value: Any, keys: tuple) -> Any:
+    for key in keys:
+        value = value[key]
+    return value
 
 
 def read_value(space: spaces.Space, group: h5py.Group, path: str, index: Any) -> Any:
@@ -81,7 +92,7 @@ def read_value(space: spaces.Space, group: h5py.Group, path: str, index: Any) ->
     dataset = group[path]
     if isinstance(space, spaces.Text):
         return dataset.asstr()[index]
-    return dataset[index]
+    return dataset[index].astype(space.dtype, copy=False)
 
 
 def _chunk_rows(shape: tuple[int, ...], dtype: Any) -> int:
@@ -94,10 +105,17 @@ def _create(file: h5py.File, path: str, shape: tuple[int, ...], dtype: Any) -> h
                                chunks=(_chunk_rows(shape, dtype), *shape))
 
 
-def _blank_row(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+def _blank(shape: tuple[int, ...], dtype: Any) -> Any:
+    """A stand-in value for an episode without observations."""
     if h5py.check_string_dtype(np.dtype(dtype)) is not None:
-        return np.array([""], dtype=object)
-    return np.zeros((1, *shape), dtype=dtype)
+        return ""
+    return np.zeros(shape, dtype=dtype)
+
+
+def _column(arrays: list[Any]) -> np.ndarray:
+    """One column from the columns of a block's episodes (strings as objects for h5py)."""
+    data = np.concatenate(arrays) if len(arrays) > 1 else np.asarray(arrays[0])
+    return data.astype(object) if data.dtype.kind == "U" else data
 
 
 def _append(dataset: h5py.Dataset, data: Any) -> None:
@@ -191,7 +209,7 @@ class FlatWriter:
         stepped = [t for t in block if t.length]
         if stepped:
             self._write_steps(stepped)
-        self._write_finals(block)
+        self._write_observations(block)
         for dataset in self._step_datasets():
             dataset.flush()
         self._write_index(block, first_row)
@@ -211,12 +229,9 @@ class FlatWriter:
             yield file[f"{name}/end"]
 
     def _write_steps(self, block: list[Trajectory]) -> None:
-        columns = {"observations": [t.step_observations for t in block],
-                   "actions": [t.actions for t in block]}
-        if "next_observations" in self._leaves:
-            columns["next_observations"] = [t.next_observations for t in block]
-        for name, values in columns.items():
-            self._append_nested(name, values)
+        actions = [t.actions for t in block]
+        for path, keys, _, _ in _leaves(self.action_space, "actions"):
+            _append(self._file[path], _column([_pick(a, keys) for a in actions]))
         for name in ("rewards", "terminations", "truncations"):
             _append(self._file[name], np.concatenate([getattr(t, name) for t in block]))
         if self.options["infos"]:
@@ -224,30 +239,32 @@ class FlatWriter:
         if self.options["logits"]:
             self._append_heap("logits", [row for t in block for row in _logit_rows(t)])
 
-    def _append_nested(self, name: str, values: list[Any]) -> None:
-        """Append columns of a nested field; a None value stands for one blank row."""
-        leaves = self._leaves[name]
-        per_leaf: dict[str, list[Any]] = {path: [] for path, _, _ in leaves}
-        for value in values:
-            if value is None:
-                for path, shape, dtype in leaves:
-                    per_leaf[path].append(_blank_row(shape, dtype))
-                continue
-            for path, array in leaf_values(value, name):
-                if path not in per_leaf:
-                    raise EventError(f"recorded values hold {path!r}, which the space lacks")
-                per_leaf[path].append(array)
-        for path, arrays in per_leaf.items():
-            if len(arrays) != len(values):
-                raise EventError(f"recorded values lack {path!r}, which the space declares")
-            data = np.concatenate(arrays)
-            if data.dtype.kind == "U":
-                data = data.astype(object)
-            _append(self._file[path], data)
-
-    def _write_finals(self, block: list[Trajectory]) -> None:
-        self._append_nested(FINALS, [None if t.observations is None
-                                     else rows(t.observations, slice(-1, None)) for t in block])
+    def _write_observations(self, block: list[Trajectory]) -> None:
+        """Step observations, next observations and final observations of a block, leaf by
+        leaf: the observation before a step is the reset one at an episode's first step,
+        else the previous step's next observation."""
+        lengths = np.fromiter((t.length for t in block), np.int64, len(block))
+        ends = np.cumsum(lengths)
+        firsts = (ends - lengths)[lengths > 0]
+        later = np.ones(int(ends[-1]), bool)
+        later[firsts] = False
+        stepped = [t for t in block if t.length]
+        has_reset = [t.reset_observation is not None for t in block]
+        for path, keys, shape, dtype in _leaves(self.observation_space, "observations"):
+            resets = [_pick(t.reset_observation, keys) if ok else _blank(shape, dtype)
+                      for t, ok in zip(block, has_reset)]
+            resets = _column([np.asarray(r)[None] for r in resets])
+            finals = resets.copy()
+            if stepped:
+                nexts = _column([_pick(t.next_observations, keys) for t in stepped])
+                steps = np.empty_like(nexts)
+                steps[firsts] = resets[lengths > 0]
+                steps[later] = nexts[np.flatnonzero(later) - 1]
+                finals[lengths > 0] = nexts[ends[lengths > 0] - 1]
+                _append(self._file[path], steps)
+                if self.options["next_observations"]:
+                    _append(self._file["next_" + path], nexts)
+            _append(self._file[FINALS + path[len("observations"):]], finals)
         if self.options["infos"]:
             self._append_heap("episodes/reset_infos", [t.reset_info or {} for t in block])
 
@@ -259,18 +276,21 @@ class FlatWriter:
         _append(ends, base + np.cumsum(lengths))
 
     def _write_index(self, block: list[Trajectory], first_row: int) -> None:
-        lengths = np.fromiter((t.length for t in block), np.int64, len(block))
-        starts = first_row + np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        n = len(block)
+        lengths = np.fromiter((t.length for t in block), np.int64, n)
         columns = {
-            "index": [t.index for t in block], "start": starts, "length": lengths,
-            "env_seed": [NO_SEED if t.env_seed is None else t.env_seed for t in block],
-            "agent_seed": [NO_SEED if t.agent_seed is None else t.agent_seed for t in block],
-            "worker": [t.worker for t in block],
-            "status": [STATUSES.index(t.status) for t in block],
-            "return": [t.return_ for t in block],
-            "reset": [t.observations is not None for t in block]}
+            "index": np.fromiter((t.index for t in block), np.int64, n),
+            "start": first_row + np.cumsum(lengths) - lengths, "length": lengths,
+            "env_seed": np.fromiter((NO_SEED if t.env_seed is None else t.env_seed
+                                     for t in block), np.int64, n),
+            "agent_seed": np.fromiter((NO_SEED if t.agent_seed is None else t.agent_seed
+                                       for t in block), np.int64, n),
+            "worker": np.fromiter((t.worker for t in block), np.int32, n),
+            "status": np.fromiter((STATUS_CODES[t.status] for t in block), np.uint8, n),
+            "return": np.fromiter((t.return_ for t in block), np.float64, n),
+            "reset": np.fromiter((t.reset_observation is not None for t in block), bool, n)}
         for name, values in columns.items():
-            _append(self._file[f"episodes/{name}"], np.asarray(values, dtype=INDEX[name]))
+            _append(self._file[f"episodes/{name}"], values)
 
     def close(self) -> dict[str, Any]:
         self.flush()
@@ -347,15 +367,18 @@ class TrajectoryFile:
         start, length = int(column["start"]), int(column["length"])
         steps = slice(start, start + length)
         file, obs_space = self._file, self.observation_space
-        observations = None
+        reset_observation = next_observations = None
         if column["reset"]:
             final = read_value(obs_space, file, FINALS, slice(position, position + 1))
             observations = _concat_rows(read_value(obs_space, file, "observations", steps), final)
+            reset_observation = rows(observations, 0)
+            next_observations = rows(observations, slice(1, None)) if length else None
         seeds = [None if int(column[k]) == NO_SEED else int(column[k]) for k in ("env_seed", "agent_seed")]
         return Trajectory(
             index=int(column["index"]), worker=int(column["worker"]), env_seed=seeds[0],
             agent_seed=seeds[1], status=STATUSES[int(column["status"])],
-            return_=float(column["return"]), observations=observations,
+            return_=float(column["return"]), reset_observation=reset_observation,
+            next_observations=next_observations,
             actions=read_value(self.action_space, file, "actions", steps) if length else None,
             rewards=file["rewards"][steps], terminations=file["terminations"][steps],
             truncations=file["truncations"][steps],

@@ -52,9 +52,12 @@ def one_row(value: Any) -> Any:
 class Trajectory:
     """One recorded episode.
 
-    ``status`` is ``terminated``, ``truncated``, ``aborted`` (env or policy
-    failed) or ``incomplete``. An episode aborted in ``reset`` has no
-    observations (``observations`` is None) and length 0.
+    ``reset_observation`` is the observation ``reset`` returned (one value);
+    ``next_observations`` the observation after each step (a column of
+    ``length`` rows); :attr:`observations` joins them. ``status`` is
+    ``terminated``, ``truncated``, ``aborted`` (env or policy failed) or
+    ``incomplete``. An episode aborted in ``reset`` has no observations (both
+    None) and length 0.
     """
 
     index: int
@@ -63,7 +66,8 @@ class Trajectory:
     agent_seed: int | None
     status: str
     return_: float
-    observations: Any
+    reset_observation: Any
+    next_observations: Any
     actions: Any
     rewards: np.ndarray
     terminations: np.ndarray
@@ -77,14 +81,25 @@ class Trajectory:
         return len(self.rewards)
 
     @property
-    def step_observations(self) -> Any:
-        """The observation before each step (``length`` rows)."""
-        return None if self.observations is None else rows(self.observations, slice(0, -1))
+    def observations(self) -> Any:
+        """``length + 1`` rows: the reset observation, then the one after each step."""
+        if self.reset_observation is None:
+            return None
+        if self.next_observations is None:
+            return one_row(self.reset_observation)
+        return prepend(self.reset_observation, self.next_observations)
 
     @property
-    def next_observations(self) -> Any:
-        """The observation after each step (``length`` rows)."""
-        return None if self.observations is None else rows(self.observations, slice(1, None))
+    def step_observations(self) -> Any:
+        """The observation before each step (``length`` rows)."""
+        observations = self.observations
+        return None if observations is None else rows(observations, slice(0, -1))
+
+    @property
+    def final_observation(self) -> Any:
+        """The last observation (after the last step, or the reset one)."""
+        observations = self.observations
+        return None if observations is None else rows(observations, -1)
 
 
 @dataclass
@@ -140,19 +155,17 @@ class TrajectoryCollector:
             def column(name: str) -> Any:
                 return concat([getattr(batch, name) for batch in batches])
 
-            observations = prepend(start.observation, column("observation"))
-            actions = column("action")
+            next_observations, actions = column("observation"), column("action")
             rewards = np.asarray(column("reward"), dtype=np.float64)
             terminations = np.asarray(column("terminated"), dtype=bool)
             truncations = np.asarray(column("truncated"), dtype=bool)
             infos = ([info for batch in batches for info in (batch.info or [{}] * batch.n)]
                      if any(batch.info for batch in batches) else None)
         else:
-            observations = None if start is None else one_row(start.observation)
-            actions = None
+            next_observations = actions = infos = None
             rewards = np.zeros(0, np.float64)
             terminations = truncations = np.zeros(0, bool)
-            infos = None
         return Trajectory(end.episode, worker, env_seed, agent_seed, end.status,
-                          float(end.return_), observations, actions, rewards, terminations,
-                          truncations, infos, None if start is None else start.info)
+                          float(end.return_), None if start is None else start.observation,
+                          next_observations, actions, rewards, terminations, truncations, infos,
+                          None if start is None else start.info)

@@ -101,7 +101,10 @@ class TestFlatLayout:
             assert lengths.sum() == file["rewards"].shape[0] == parallel_run.steps
             assert np.array_equal(starts[1:], np.cumsum(lengths)[:-1])
             assert sorted(file["episodes/index"][:]) == list(range(150))
-            assert file["actions"].dtype == np.int64 and file["observations"].shape[1:] == (4,)
+            assert file["observations"].shape[1:] == (4,)
+            assert file["actions"].dtype == np.uint8  # Discrete(2) stored narrow
+        with open_trajectories(parallel_run.trajectories) as trajectories:
+            assert trajectories[0].actions.dtype == np.int64  # and read as the space's dtype
 
     def test_offline_build_equals_live(self, parallel_run, tmp_path):
         """Rebuilding the file from the event log gives the same episodes as the live one."""

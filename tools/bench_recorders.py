@@ -1,0 +1,140 @@
+#!/usr/bin/env python
+"""Throughput of the recorders on their own, and the bytes they write per step.
+
+What it measures
+----------------
+One CartPole-v1 event log of at least ``--steps`` steps is recorded first
+(``SequentialRunner``, random policy, fixed seeds, event log only). Then, for
+``--repeats`` rounds, each recorder builds its artifact from that log in this
+process, timed with ``time.perf_counter``:
+
+* ``flat HDF5, recorder alone``: the events are decoded into memory before
+  the clock starts; the clock covers ``TrajectoryRecorder.handle`` for every
+  event and ``close`` (assembling episodes, appending blocks, flushing).
+* ``flat HDF5, decode + record``: the same, with decoding the log
+  (``read_events``: msgpack, numpy extension types, event checks) inside the
+  clock, as a recorder process does for every message.
+* ``decode only``: ``read_events`` over the log, for reference.
+* ``minari layout, recorder alone`` and ``stats, recorder alone``, when those
+  recorders are present in this checkout.
+
+It prints the median steps/s of each, the spread of the repeats and the bytes
+per step of each artifact (file size / steps).
+
+How to run
+----------
+    python tools/bench_recorders.py                      # 1,000,000 steps, 3 repeats
+    python tools/bench_recorders.py --steps 200000 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+from eventroll import SequentialRunner, read_events
+from eventroll.recorders.trajectories import TrajectoryRecorder
+
+STEPS_PER_EPISODE = 22.2
+
+
+def record_log(workdir: str, steps: int) -> tuple[str, int]:
+    """A CartPole event log of at least ``steps`` steps, and its step count."""
+    n_episodes = int(steps / STEPS_PER_EPISODE * 1.03) + 1
+    runner = SequentialRunner(n_episodes=n_episodes, record_trajectory=False, console=None,
+                              recording={"stats": False}, env_base_seed=1, agent_base_seed=2)
+    result = runner.run_with("CartPole-v1", run_dir=os.path.join(workdir, "source"))
+    if not result.ok:
+        sys.exit(f"recording the source log failed: {result.errors}")
+    return result.event_log, result.steps
+
+
+def size_of(path: str) -> int:
+    if os.path.isdir(path):
+        return sum(os.path.getsize(os.path.join(root, name))
+                   for root, _, names in os.walk(path) for name in names)
+    return os.path.getsize(path)
+
+
+def feed(recorder: Any, events: Any) -> None:
+    for event in events:
+        recorder.handle(event, None)
+    recorder.close()
+
+
+def recorders(workdir: str) -> dict[str, Callable[[str], tuple[Any, str]]]:
+    """name -> factory(round tag) returning (recorder, artifact path)."""
+    def flat(tag: str) -> tuple[Any, str]:
+        path = os.path.join(workdir, f"flat-{tag}.h5")
+        return TrajectoryRecorder(path), path
+
+    found = {"flat HDF5": flat}
+    if importlib.util.find_spec("eventroll.trajectories.minari"):
+        def minari(tag: str) -> tuple[Any, str]:
+            path = os.path.join(workdir, f"minari-{tag}")
+            return TrajectoryRecorder(path, layout="minari", dataset_id="bench/cartpole-v0"), path
+        found["minari layout"] = minari
+    if importlib.util.find_spec("eventroll.recorders.stats"):
+        from eventroll.recorders.stats import StatsRecorder
+
+        def stats(tag: str) -> tuple[Any, str]:
+            path = os.path.join(workdir, f"stats-{tag}.json")
+            return StatsRecorder(path, []), path
+        found["stats"] = stats
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    workdir = tempfile.mkdtemp(prefix="eventroll-bench-")
+    try:
+        log, steps = record_log(workdir, args.steps)
+        print(f"source log: {steps:,} steps, {size_of(log) / steps:.1f} bytes/step", file=sys.stderr)
+        decoded = list(read_events(log))
+        factories = recorders(workdir)
+        times: dict[str, list[float]] = {}
+        sizes: dict[str, float] = {}
+        for round_index in range(args.repeats):
+            started = time.perf_counter()
+            for _ in read_events(log):
+                pass
+            times.setdefault("decode only", []).append(time.perf_counter() - started)
+            for name, factory in factories.items():
+                recorder, path = factory(f"{round_index}a")
+                started = time.perf_counter()
+                feed(recorder, decoded)
+                times.setdefault(f"{name}, recorder alone", []).append(time.perf_counter() - started)
+                sizes[f"{name}, recorder alone"] = size_of(path) / steps
+                if name == "flat HDF5":
+                    recorder, path = factory(f"{round_index}b")
+                    started = time.perf_counter()
+                    feed(recorder, read_events(log))
+                    times.setdefault(f"{name}, decode + record", []).append(
+                        time.perf_counter() - started)
+            print(f"round {round_index + 1}/{args.repeats} done", file=sys.stderr)
+        print(f"| measure ({steps:,} CartPole steps, {args.repeats} repeats) | median steps/s "
+              "| spread | bytes/step |")
+        print("|:---|---:|---:|---:|")
+        for name, values in times.items():
+            rates = [steps / t for t in values]
+            spread = (max(rates) - min(rates)) / statistics.median(rates)
+            size = f"{sizes[name]:.1f}" if name in sizes else "-"
+            print(f"| {name} | {statistics.median(rates):,.0f} | {spread:.0%} | {size} |")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
