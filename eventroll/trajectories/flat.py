@@ -27,7 +27,7 @@ from eventroll.trajectories.record import STATUSES, Trajectory, rows
 FORMAT = "eventroll-trajectories"
 FORMAT_VERSION = 1
 FILE_NAME = "trajectories.h5"
-BLOCK_ROWS = 8192
+BLOCK_ROWS = 65536
 FLUSH_INTERVAL = 0.1
 NO_SEED = -1
 CHUNK_BYTES = 1 << 19
@@ -156,6 +156,7 @@ class FlatWriter:
         if next_observations:
             self._leaves["next_observations"] = space_leaves(observation_space, "next_observations")
         self._file = h5py.File(path, "w-", libver="latest")  # never overwrite a recording
+        self._datasets: dict[str, h5py.Dataset] = {}
         self._create_layout(run_id, env)
         self._file.swmr_mode = True
         self._buffer: list[Trajectory] = []
@@ -165,6 +166,7 @@ class FlatWriter:
 
     def _create_layout(self, run_id: str, env: str) -> None:
         file = self._file
+        create = self._create
         file.attrs.update({
             "format": FORMAT, "version": FORMAT_VERSION, "run_id": run_id, "env": env,
             "created": datetime.now(timezone.utc).isoformat(),
@@ -173,16 +175,19 @@ class FlatWriter:
             **{f"records_{name}": flag for name, flag in self.options.items()}})
         for leaves in self._leaves.values():
             for path, shape, dtype in leaves:
-                _create(file, path, shape, dtype)
-        _create(file, "rewards", (), "<f8")
-        _create(file, "terminations", (), "b1")
-        _create(file, "truncations", (), "b1")
+                create(path, shape, dtype)
+        create("rewards", (), "<f8")
+        create("terminations", (), "b1")
+        create("truncations", (), "b1")
         for name in self._heaps():
-            _create(file, f"{name}/data", (), "u1")
-            _create(file, f"{name}/end", (), "<i8")
+            create(f"{name}/data", (), "u1")
+            create(f"{name}/end", (), "<i8")
         for name, dtype in INDEX.items():
-            _create(file, f"episodes/{name}", (), dtype)
+            create(f"episodes/{name}", (), dtype)
         file["episodes/status"].attrs["codes"] = ",".join(STATUSES)
+
+    def _create(self, path: str, shape: tuple[int, ...], dtype: Any) -> None:
+        self._datasets[path] = _create(self._file, path, shape, dtype)
 
     def _heaps(self) -> list[str]:
         names = [name for name in HEAPS if self.options[name]]
@@ -205,7 +210,7 @@ class FlatWriter:
         if not self._buffer:
             return
         block, self._buffer, self._buffered_rows = self._buffer, [], 0
-        first_row = self._file["rewards"].shape[0]
+        first_row = self._datasets["rewards"].shape[0]
         stepped = [t for t in block if t.length]
         if stepped:
             self._write_steps(stepped)
@@ -218,22 +223,17 @@ class FlatWriter:
         self.steps += sum(t.length for t in block)
 
     def _step_datasets(self) -> Iterator[h5py.Dataset]:
-        file = self._file
-        for leaves in self._leaves.values():
-            for path, _, _ in leaves:
-                yield file[path]
-        for name in ("rewards", "terminations", "truncations"):
-            yield file[name]
-        for name in self._heaps():
-            yield file[f"{name}/data"]
-            yield file[f"{name}/end"]
+        """Every dataset but the episode index, which is written after them."""
+        return (dataset for path, dataset in self._datasets.items()
+                if not path.startswith("episodes/") or path.startswith(FINALS)
+                or path.startswith("episodes/reset_infos"))
 
     def _write_steps(self, block: list[Trajectory]) -> None:
         actions = [t.actions for t in block]
         for path, keys, _, _ in _leaves(self.action_space, "actions"):
-            _append(self._file[path], _column([_pick(a, keys) for a in actions]))
+            _append(self._datasets[path], _column([_pick(a, keys) for a in actions]))
         for name in ("rewards", "terminations", "truncations"):
-            _append(self._file[name], np.concatenate([getattr(t, name) for t in block]))
+            _append(self._datasets[name], np.concatenate([getattr(t, name) for t in block]))
         if self.options["infos"]:
             self._append_heap("infos", [info for t in block for info in (t.infos or [{}] * t.length)])
         if self.options["logits"]:
@@ -261,18 +261,18 @@ class FlatWriter:
                 steps[firsts] = resets[lengths > 0]
                 steps[later] = nexts[np.flatnonzero(later) - 1]
                 finals[lengths > 0] = nexts[ends[lengths > 0] - 1]
-                _append(self._file[path], steps)
+                _append(self._datasets[path], steps)
                 if self.options["next_observations"]:
-                    _append(self._file["next_" + path], nexts)
-            _append(self._file[FINALS + path[len("observations"):]], finals)
+                    _append(self._datasets["next_" + path], nexts)
+            _append(self._datasets[FINALS + path[len("observations"):]], finals)
         if self.options["infos"]:
             self._append_heap("episodes/reset_infos", [t.reset_info or {} for t in block])
 
     def _append_heap(self, name: str, values: list[Any]) -> None:
         data, lengths = _heap_rows(values)
-        ends = self._file[f"{name}/end"]
+        ends = self._datasets[f"{name}/end"]
         base = int(ends[-1]) if ends.shape[0] else 0
-        _append(self._file[f"{name}/data"], data)
+        _append(self._datasets[f"{name}/data"], data)
         _append(ends, base + np.cumsum(lengths))
 
     def _write_index(self, block: list[Trajectory], first_row: int) -> None:
@@ -290,7 +290,7 @@ class FlatWriter:
             "return": np.fromiter((t.return_ for t in block), np.float64, n),
             "reset": np.fromiter((t.reset_observation is not None for t in block), bool, n)}
         for name, values in columns.items():
-            _append(self._file[f"episodes/{name}"], values)
+            _append(self._datasets[f"episodes/{name}"], values)
 
     def close(self) -> dict[str, Any]:
         self.flush()
