@@ -72,7 +72,15 @@ def _encode_default(obj: Any) -> Any:
 
 
 def _checked_dtype(text: Any) -> np.dtype:
-    if not isinstance(text, str) or not _DTYPE_RE.match(text):
+    if type(text) is not str:
+        raise CodecError(f"refused numpy dtype {text!r:.40}")
+    return _dtype(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _dtype(text: str) -> np.dtype:
+    """The dtype named ``text``, if the allow-list has it (cached: logs repeat a few dtypes)."""
+    if not _DTYPE_RE.match(text):
         raise CodecError(f"refused numpy dtype {text!r:.40}")
     return np.dtype(text)
 
@@ -80,25 +88,27 @@ def _checked_dtype(text: Any) -> np.dtype:
 def _decode_ext(code: int, payload: bytes) -> Any:
     if code == EXT_NDARRAY:
         parts = msgpack.unpackb(payload, use_list=True, raw=False)
-        if not (isinstance(parts, list) and len(parts) == 3):
+        if type(parts) is not list or len(parts) != 3:
             raise CodecError("malformed ndarray extension: expected [dtype, shape, bytes]")
         dtype_text, shape, data = parts
         dtype = _checked_dtype(dtype_text)
-        if (not isinstance(shape, list) or len(shape) > MAX_NDIM
-                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+        if type(shape) is not list or len(shape) > MAX_NDIM:
             raise CodecError(f"malformed ndarray shape {shape!r:.60}")
-        if not isinstance(data, bytes):
-            raise CodecError("malformed ndarray extension: data is not bytes")
         count = 1
         for dim in shape:
+            if type(dim) is not int or dim < 0:
+                raise CodecError(f"malformed ndarray shape {shape!r:.60}")
             count *= dim
+        if type(data) is not bytes:
+            raise CodecError("malformed ndarray extension: data is not bytes")
         if count * dtype.itemsize != len(data):
             raise CodecError(f"ndarray of dtype {dtype.str} and shape {tuple(shape)} needs "
                              f"{count * dtype.itemsize} bytes, got {len(data)}")
-        return np.frombuffer(data, dtype=dtype).reshape(tuple(shape)).copy()
+        array = np.frombuffer(data, dtype=dtype)
+        return (array.reshape(shape) if len(shape) != 1 else array).copy()
     if code == EXT_SCALAR:
         parts = msgpack.unpackb(payload, use_list=True, raw=False)
-        if not (isinstance(parts, list) and len(parts) == 2 and isinstance(parts[1], bytes)):
+        if type(parts) is not list or len(parts) != 2 or type(parts[1]) is not bytes:
             raise CodecError("malformed numpy scalar extension: expected [dtype, bytes]")
         dtype = _checked_dtype(parts[0])
         if dtype.itemsize != len(parts[1]):

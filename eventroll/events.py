@@ -171,20 +171,19 @@ KINDS = tuple(EVENT_TYPES)
 
 
 def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+    return type(v) is int or isinstance(v, np.integer)
 
 
-def _is_float(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-
-
-_CHECKS: dict[str, Callable[[Any], bool]] = {
-    "int": _is_int,
-    "float": _is_float,
-    "str": lambda v: isinstance(v, str),
-    "bool": lambda v: isinstance(v, (bool, np.bool_)),
-    "dict": lambda v: isinstance(v, dict),
-    "list": lambda v: isinstance(v, list),
+# annotation -> (exact types accepted at once, further types accepted with isinstance);
+# bool is a subclass of int but never an int here: exact types exclude it
+_TYPES: dict[str, tuple[tuple[type, ...], tuple[type, ...]]] = {
+    "int": ((int,), (np.integer,)),
+    "float": ((float, int), (np.integer, np.floating)),
+    "str": ((str,), ()),
+    "bool": ((bool,), (np.bool_,)),
+    "dict": ((dict,), ()),
+    "list": ((list,), ()),
+    "None": ((type(None),), ()),
 }
 
 
@@ -193,11 +192,11 @@ def _checker(type_text: str) -> Callable[[Any], bool] | None:
     options = [t.strip() for t in type_text.split("|")]
     if "Any" in options:
         return None
-    checks = [_CHECKS[t] for t in options if t != "None"]
-    check = checks[0] if len(checks) == 1 else (lambda v: any(c(v) for c in checks))
-    if "None" in options:
-        return lambda v: v is None or check(v)
-    return check
+    exact = frozenset(t for option in options for t in _TYPES[option][0])
+    further = tuple(t for option in options for t in _TYPES[option][1])
+    if not further:
+        return lambda v: type(v) in exact
+    return lambda v: type(v) in exact or isinstance(v, further)
 
 
 FieldSpec = tuple[str, str, "Callable[[Any], bool] | None", bool]
