@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -12,7 +13,9 @@ HELP = """\
 usage: eventroll run [KEY=VALUE ...]
 
 Roll out a policy in a Gymnasium env for many episodes and record every event
-in a run directory (config.yaml, events.msgpack, run.jsonl).
+in a run directory: config.yaml, events.msgpack (the event log),
+trajectories.h5 (HDF5 trajectories), stats.json (statistics, also printed as a
+table at the end) and run.jsonl (the run's own log).
 
 Config groups (choose with GROUP=OPTION):
   runner   parallel (default) | sequential
@@ -24,12 +27,21 @@ Keys:
   runner.max_episode_steps=N   truncate episodes at N steps (recorded as truncation)
   runner.deterministic=false   ask the policy for greedy actions
   runner.record_event_logs=true  write events.msgpack
+  runner.record_trajectory=true  write trajectories.h5 (or a Minari dataset, see recording.layout)
   runner.n_processes=2         parallel workers (parallel runner)
   runner.render=false          render each step (sequential runner)
   seeding.env_base_seed=N      episode seeds derive from the base seeds (null: random, recorded)
   seeding.agent_base_seed=N
   seeding.explicit_env_seeds=[1,2,3]    one seed per episode (the run has min(n_episodes, len) episodes)
   seeding.explicit_agent_seeds=[1,2,3]
+  recording.layout=flat        flat: trajectories.h5 | minari: a Minari dataset under minari/
+  recording.dataset_id=NS/NAME-vN   the Minari dataset id (default eventroll/<env>-v0)
+  recording.next_observations=false  also store each step's next observation
+  recording.infos=false        also store each step's info dict
+  recording.stats=true         write stats.json and print the statistics
+  recording.custom_stats='{speed: {event: car, field: speed, step: max, episode: mean, epoch: mean}}'
+                               statistics of custom events (reducers: sum mean len min max std
+                               median histogram or module:function; group_by: FIELD)
   wrappers='{gymnasium.wrappers.ClipReward: {min_reward: -1.0}}'   wrapper class path -> kwargs, in order
   hydra.run.dir=DIR            the run directory (default outputs/DATE/TIME)
 
@@ -92,8 +104,46 @@ def summary(result: Any, console: Any) -> None:
     table.add_row("steps", f"{result.steps:,} in {result.wall_time:.2f} s ({rate:,.0f} steps/s)")
     table.add_row("run dir", result.run_dir)
     console.print(table)
+    if os.path.exists(result.stats):
+        console.print(stats_table(result.stats))
     for error in result.errors[:20]:
         console.print(f"[red]error:[/] {error}", highlight=False)
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def stats_table(path: str) -> Any:
+    """The run's ``stats.json`` as tables: returns and lengths, then custom statistics."""
+    from rich.console import Group
+    from rich.table import Table
+
+    from eventroll.stats import Statistics
+
+    stats = Statistics.load(path).result
+    columns = ("count", "mean", "std", "min", "max", "median")
+    summary = Table(title="statistics (stats.json)", title_justify="left")
+    summary.add_column("statistic")
+    for column in columns:
+        summary.add_column(column, justify="right")
+    for name in ("episode_return", "episode_length"):
+        summary.add_row(name, *(_number(stats[name][c]) for c in columns))
+    if not stats.get("custom"):
+        return summary
+    custom = Table(title="custom statistics (epoch)", title_justify="left")
+    for column in ("statistic", "group", "reducers (step/episode/epoch)", "value"):
+        custom.add_column(column, justify="right" if column == "value" else "left")
+    for name, stat in stats["custom"].items():
+        reducers = "/".join(str(stat["reducers"][level]) for level in ("step", "episode", "epoch"))
+        groups = stat["epoch"].items() if stat.get("group_by") else [("", stat["epoch"])]
+        for group, value in groups:
+            custom.add_row(name, str(group), reducers, _number(value))
+    return Group(summary, custom)
 
 
 def run_command(args: list[str]) -> int:
