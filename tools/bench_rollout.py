@@ -11,10 +11,12 @@ policy, for five configurations:
   ``env.reset(seed=i)`` and steps with ``env.action_space.sample()`` until the
   process has done at least ``--steps`` steps. The action space is seeded once
   (``env.action_space.seed(0)``) so that the step count is reproducible.
-* ``eventroll run`` as a subprocess, sequential runner, event log on / off
-  (``runner.record_event_logs=true|false``).
+* ``eventroll run`` as a subprocess, sequential runner, all three recorders on
+  (event log, HDF5 trajectories, statistics).
 * ``eventroll run`` as a subprocess, parallel runner with 2 workers
-  (``runner.n_processes=2``), event log on / off.
+  (``runner.n_processes=2``): all recorders on; the event log only
+  (``runner.record_trajectory=false recording.stats=false``); recorders off
+  (``runner.record_event_logs=false`` too).
 
 Every run is timed from just before the process is started until it has
 exited, so interpreter start, imports, Hydra composition, spawning the bus hub,
@@ -112,14 +114,18 @@ class Config:
         return self.overrides is None
 
 
+ALL = ["runner.record_event_logs=true", "runner.record_trajectory=true", "recording.stats=true"]
+LOG_ONLY = ["runner.record_event_logs=true", "runner.record_trajectory=false",
+            "recording.stats=false"]
+NONE = ["runner.record_event_logs=false", "runner.record_trajectory=false", "recording.stats=false"]
+PARALLEL = ["runner=parallel", "runner.n_processes=2"]
+
 CONFIGS = [
     Config("plain loop"),
-    Config("sequential, log on", ["runner=sequential", "runner.record_event_logs=true"]),
-    Config("sequential, log off", ["runner=sequential", "runner.record_event_logs=false"]),
-    Config("parallel 2, log on",
-           ["runner=parallel", "runner.n_processes=2", "runner.record_event_logs=true"]),
-    Config("parallel 2, log off",
-           ["runner=parallel", "runner.n_processes=2", "runner.record_event_logs=false"]),
+    Config("sequential, all recorders", ["runner=sequential", *ALL]),
+    Config("parallel 2, all recorders", [*PARALLEL, *ALL]),
+    Config("parallel 2, event log only", [*PARALLEL, *LOG_ONLY]),
+    Config("parallel 2, recorders off", [*PARALLEL, *NONE]),
 ]
 
 
@@ -375,7 +381,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="bench_rollout.py",
         description="Benchmark `eventroll run` (sequential and parallel with 2 workers, event "
-                    "log on and off) against a plain Gymnasium CartPole-v1 loop. Every run is a "
+                    "all, event log only, none) against a plain Gymnasium CartPole-v1 loop. Every run is a "
                     "separate process, timed from start to exit; the report gives the median "
                     "steps/s per configuration and its ratio to the plain loop.",
         epilog="Example: python tools/bench_rollout.py --steps 1000000 --repeats 3 --markdown. "

@@ -10,7 +10,8 @@ from collections import Counter
 import pytest
 import yaml
 
-from eventroll import read_events
+from eventroll import open_trajectories, read_events
+from eventroll.stats import Statistics
 
 
 def eventroll(*args: str, cwd=None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -32,6 +33,25 @@ class TestRun:
         counts = Counter(e.KIND for e in read_events(run_dir / "events.msgpack"))
         assert counts["episode.end"] == 20 and counts["worker.start"] == 3
         assert (run_dir / "run.jsonl").stat().st_size > 0
+        with open_trajectories(run_dir) as trajectories:
+            assert len(trajectories) == 20
+        stats = Statistics.load(run_dir / "stats.json")
+        assert stats.get_stats_value("episode_count") == 20
+        assert "episode_return" in done.stderr  # the statistics table
+
+    def test_recording_options_from_the_command_line(self, tmp_path):
+        """recording.* keys choose what is recorded: no stats, next observations, custom stats."""
+        run_dir = tmp_path / "run"
+        done = eventroll("run", "runner=sequential", "runner.n_episodes=3", "recording.stats=false",
+                         "recording.next_observations=true", f"hydra.run.dir={run_dir}")
+        assert done.returncode == 0, done.stderr
+        assert not (run_dir / "stats.json").exists() and "episode_return" not in done.stderr
+        with open_trajectories(run_dir) as trajectories:
+            assert trajectories.options["next_observations"]
+        bad = eventroll("run", "runner.n_episodes=1", "recording.layout=columns",
+                        f"hydra.run.dir={tmp_path / 'bad'}")
+        assert bad.returncode == 2
+        assert bad.stderr.strip().splitlines()[-1].startswith("eventroll run: error: recording.layout")
 
     def test_default_run_directory_is_outputs_date_time(self, tmp_path):
         """Without hydra.run.dir the run goes to outputs/DATE/TIME under the working directory."""

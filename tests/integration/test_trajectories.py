@@ -16,6 +16,7 @@ from eventroll.errors import EventError
 from eventroll.recorders.base import replay
 from eventroll.recorders.trajectories import TrajectoryRecorder
 from eventroll.runners.session import RecorderSpec, Timeouts
+from eventroll.stats import Statistics
 from eventroll.testing import sample_spaces
 from eventroll.trajectories import open_trajectories
 from eventroll.trajectories.record import prepend
@@ -77,6 +78,21 @@ class TestFlatLayout:
         with open_trajectories(parallel_run.run_dir) as trajectories:
             assert len(trajectories) == 150
             assert assert_matches_log(trajectories, parallel_run.event_log) == parallel_run.steps
+
+    def test_file_log_and_statistics_agree(self, parallel_run):
+        """trajectories.h5, events.msgpack and stats.json hold the same episodes and steps, and
+        the returns in stats.json are those of the sums of rewards in the HDF5 file."""
+        stats = Statistics.load(parallel_run.stats)
+        with open_trajectories(parallel_run.run_dir) as trajectories:
+            returns = np.array([episode.rewards.sum() for episode in trajectories])
+            lengths = np.array([episode.length for episode in trajectories])
+        assert stats.get_stats_value("episode_count") == len(returns) == 150
+        assert stats.get_stats_value("step_count") == lengths.sum() == parallel_run.steps
+        assert stats.get_stats_value("aborted_episode_count") == 0
+        for name, value in (("mean", returns.mean()), ("std", returns.std()), ("min", returns.min()),
+                            ("max", returns.max()), ("median", np.median(returns))):
+            assert stats.get_stats_value("episode_return", "epoch", name) == pytest.approx(value)
+        assert stats.get_stats_value("episode_length", "epoch", "mean") == pytest.approx(lengths.mean())
 
     def test_returns_equal_sums_of_rewards(self, parallel_run):
         """Each episode's recorded return is the sum of its recorded rewards."""
