@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import time
+import uuid
+from datetime import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -83,3 +86,101 @@ def recorder_specs(options: RecordingOptions, run_dir: str, run_id: str,
             "path": os.path.join(run_dir, STATS),
             "specs": [{"name": name, **dict(spec)} for name, spec in options.custom_stats.items()]}))
     return specs
+
+
+def default_run_dir(base: str = "outputs") -> str:
+    """``outputs/DATE/TIME`` as Hydra names it, made unique within the second."""
+    now = datetime.now()
+    path = os.path.join(base, now.strftime("%Y-%m-%d"), now.strftime("%H-%M-%S"))
+    candidate, n = path, 0
+    while os.path.exists(candidate):
+        n += 1
+        candidate = f"{path}_{n}"
+    return candidate
+
+
+def prepare_run_dir(run_dir: str | os.PathLike[str]) -> str:
+    path = os.path.abspath(os.fspath(run_dir))
+    if os.path.exists(os.path.join(path, EVENT_LOG)):
+        raise ConfigError(f"run directory {path} already holds a run ({EVENT_LOG}); "
+                          "choose a new directory (hydra.run.dir=...)")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+class Recording:
+    """Records the events your own code publishes (a :class:`RolloutGenerator`, say) with
+    the same recorders as a run, into a run directory.
+
+    ::
+
+        with Recording("runs/gen", env.observation_space, env.action_space,
+                       env="CartPole-v1") as recording:
+            generator = RolloutGenerator(env, publisher=recording.publisher)
+            generator.rollout(policy, 1000)
+        recording.report  # what each recorder wrote, and any errors
+
+    The recording is one run with one source (worker 0). Episodes still running
+    when the ``with`` block ends are not ended; the recorders report them.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike[str], observation_space: Any,
+                 action_space: Any, *, env: str = "", options: Any = None,
+                 timeouts: Any = None) -> None:
+        from eventroll.runners.session import Timeouts
+
+        self.run_dir = prepare_run_dir(run_dir)
+        self.run_id = uuid.uuid4().hex
+        self.options = options if isinstance(options, RecordingOptions) else \
+            RecordingOptions.from_config(options)
+        self._spaces = (observation_space, action_space)
+        self._env = env
+        self._timeouts = timeouts or Timeouts()
+        self._session: Any = None
+        self.publisher: Any = None
+        self.report: dict[str, Any] = {}
+
+    def __enter__(self) -> "Recording":
+        from eventroll.bus import Publisher
+        from eventroll.events import RunStart, WorkerStart
+        from eventroll.runners.session import RunSession
+        from eventroll.spaces import describe_space
+
+        specs = recorder_specs(self.options, self.run_dir, self.run_id, self._env)
+        self._session = RunSession(specs, timeouts=self._timeouts)
+        self._started = time.perf_counter()
+        try:
+            self._session.start()
+            self._session.emit(RunStart(
+                run_id=self.run_id, runner="recording", n_episodes=0, n_workers=1,
+                env=self._env, observation_space=describe_space(self._spaces[0]),
+                action_space=describe_space(self._spaces[1])))
+            self._session.go()
+            self.publisher = Publisher(self._session.endpoints.ingress, 0,
+                                       stall_timeout=self._timeouts.stall,
+                                       ack_timeout=self._timeouts.finish)
+            self.publisher.add(WorkerStart(pid=os.getpid()))
+        except BaseException:
+            self._close()
+            raise
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        from eventroll.events import RunEnd, WorkerEnd
+
+        try:
+            status = self._session.status()
+            ended = status["episode_ends"]
+            self.publisher.finish(WorkerEnd(pid=os.getpid(), episodes=ended,
+                                            last_wseq=self.publisher.next_wseq))
+            self.report = self._session.finish(RunEnd(
+                run_id=self.run_id, status="completed" if exc_type is None else "failed",
+                episodes=ended - status["aborted"], aborted=status["aborted"],
+                steps=status["steps"], wall_time=time.perf_counter() - self._started))
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        if self.publisher is not None:
+            self.publisher.close()
+        self._session.close()

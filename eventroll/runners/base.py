@@ -9,7 +9,6 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Protocol, TextIO
 
 import gymnasium as gym
@@ -25,7 +24,8 @@ from eventroll.events import RunEnd, RunStart
 from eventroll.logs import RunLog
 from eventroll.policies import Policy, build_policy
 from eventroll.recorders.eventlog import FILE_NAME as EVENT_LOG
-from eventroll.recording import STATS, RecordingOptions, recorder_specs
+from eventroll.recording import (STATS, RecordingOptions, default_run_dir, prepare_run_dir,
+                                 recorder_specs)
 from eventroll.trajectories.flat import FILE_NAME as TRAJECTORIES
 from eventroll.runners.session import ProcessSpec, RecorderSpec, RunSession, Timeouts
 from eventroll.seeding import Seeds, resolve_seeds
@@ -88,26 +88,6 @@ class RunResult:
     @property
     def stats(self) -> str:
         return os.path.join(self.run_dir, STATS)
-
-
-def default_run_dir(base: str = "outputs") -> str:
-    """``outputs/DATE/TIME`` as Hydra names it, made unique within the second."""
-    now = datetime.now()
-    path = os.path.join(base, now.strftime("%Y-%m-%d"), now.strftime("%H-%M-%S"))
-    candidate, n = path, 0
-    while os.path.exists(candidate):
-        n += 1
-        candidate = f"{path}_{n}"
-    return candidate
-
-
-def prepare_run_dir(run_dir: str | os.PathLike[str]) -> str:
-    path = os.path.abspath(os.fspath(run_dir))
-    if os.path.exists(os.path.join(path, EVENT_LOG)):
-        raise ConfigError(f"run directory {path} already holds a run ({EVENT_LOG}); "
-                          "choose a new directory (hydra.run.dir=...)")
-    os.makedirs(path, exist_ok=True)
-    return path
 
 
 def versions() -> dict[str, str]:
