@@ -131,6 +131,7 @@ class StepBatch(Event):
     terminated: Any
     truncated: Any
     info: list | None = None
+    logits: Any = None
 
 
 @dataclass(kw_only=True, slots=True)
@@ -259,3 +260,5 @@ def _check_step_batch(batch: StepBatch) -> None:
             raise EventError(f"step.batch column {name!r} does not hold n={batch.n} steps")
     if batch.info is not None and len(batch.info) != batch.n:
         raise EventError(f"step.batch column 'info' does not hold n={batch.n} steps")
+    if batch.logits is not None and _column_length(batch.logits) not in (batch.n, None):
+        raise EventError(f"step.batch column 'logits' does not hold n={batch.n} steps")

@@ -23,6 +23,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import concatenate, create_empty_array, iterate
 
+from eventroll.trajectories.record import rows as rows_of
 from eventroll.bus import Publisher
 from eventroll.custom import Emitter, emitting
 from eventroll.errors import ConfigError
@@ -167,8 +168,8 @@ class RolloutGenerator:
     ``episode.start`` (with the reset observation and info), ``step.batch``,
     ``custom`` and ``episode.end`` events through one
     :class:`~eventroll.runners.loop.BusSink` per sub-env; episode indices follow the
-    order in which episodes start, env and agent seeds are None, logits are not
-    sent. The owner of the publisher sends ``worker.start`` and ``worker.end``. An
+    order in which episodes start, env and agent seeds are None; logits are sent
+    when recorded. The owner of the publisher sends ``worker.start`` and ``worker.end``. An
     episode still running when generation stops is never ended, on the bus or in
     the statistics, and the steps of its last, unfilled batch are not sent.
 
@@ -290,7 +291,7 @@ class RolloutGenerator:
         action, logits = self._act(policy, observation)
         next_observation, reward, terminated, truncated, info = self.env.step(action)
         step_stats, episode_stats = self._advance(0, action, next_observation, reward,
-                                                  terminated, truncated, info)
+                                                  terminated, truncated, info, logits)
         if terminated or truncated:
             self._reset(emitter)
         else:
@@ -324,7 +325,8 @@ class RolloutGenerator:
                 continue
             step_info = sub_info.pop("final_info", {}) if same_step and done[i] else sub_info
             step_stats[i], episode_stats[i] = self._advance(
-                i, actions[i], final_rows[i], reward[i], terminated[i], truncated[i], step_info)
+                i, actions[i], final_rows[i], reward[i], terminated[i], truncated[i], step_info,
+                None if logits is None else rows_of(logits, i))
             if same_step and done[i]:
                 sub_info.pop("final_obs", None)
                 self._begin(i, rows[i], sub_info)
@@ -377,14 +379,14 @@ class RolloutGenerator:
         self._sinks[slot].episode_start(index, None, None, observation, info)
 
     def _advance(self, slot: int, action: Any, observation: Any, reward: Any, terminated: Any,
-                 truncated: Any, info: dict) -> tuple[dict | None, dict | None]:
+                 truncated: Any, info: dict, logits: Any = None) -> tuple[dict | None, dict | None]:
         """Record one step of the slot's episode, and end the episode if the step did;
         return the step's and (if it ended) the episode's statistics, where asked."""
         episode = self._episodes[slot]
         t = episode.length
         episode.length += 1
         episode.return_ += float(reward)
-        self._sinks[slot].step(action, observation, reward, terminated, truncated, info)
+        self._sinks[slot].step(action, observation, reward, terminated, truncated, info, logits)
         step_stats = self._stats.step_values(episode.index, t) if self.record_step_stats else None
         if not (terminated or truncated):
             return step_stats, None

@@ -28,7 +28,8 @@ class RecordingOptions:
     ``event_log``: ``events.msgpack``. ``trajectory``: HDF5 trajectories, in the
     ``flat`` layout (``trajectories.h5``) or the ``minari`` layout (a dataset
     under ``minari/``, id ``dataset_id``, by default ``eventroll/<env>-v0``);
-    ``next_observations`` and ``infos`` add those fields. ``stats``:
+    ``next_observations``, ``infos`` and ``logits`` add those fields (``logits``
+    asks the policy for ``compute_action_with_logits``). ``stats``:
     ``stats.json``, with the custom statistics ``custom_stats`` (name -> spec).
     """
 
@@ -38,6 +39,7 @@ class RecordingOptions:
     dataset_id: str | None = None
     next_observations: bool = False
     infos: bool = False
+    logits: bool = False
     stats: bool = True
     custom_stats: Mapping[str, Any] = field(default_factory=dict)
 
@@ -78,7 +80,8 @@ def recorder_specs(options: RecordingOptions, run_dir: str, run_id: str,
             "path": os.path.join(run_dir, TRAJECTORIES if flat else MINARI_DIR),
             "layout": options.layout,
             "dataset_id": None if flat else options.minari_dataset_id(env_label),
-            "next_observations": options.next_observations, "infos": options.infos}))
+            "next_observations": options.next_observations, "infos": options.infos,
+            "logits": options.logits}))
     if options.stats:
         from eventroll.recorders.stats import StatsRecorder
 

@@ -93,3 +93,25 @@ class SpaceEnv(gym.Env):
 def space_env(**kwargs: Any) -> SpaceEnv:
     """Factory for ``env.name=eventroll.testing:space_env``."""
     return SpaceEnv(**kwargs)
+
+
+class LogitsPolicy:
+    """A seeded random policy over a Discrete action space that also gives logits: the
+    action's logit is 1, the others 0."""
+
+    def __init__(self, action_space: spaces.Discrete, **_: Any) -> None:
+        self._n = int(action_space.n)
+        self._rng = np.random.default_rng()
+
+    def seed(self, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
+
+    def compute_action(self, observation: Any, *, deterministic: bool = False) -> Any:
+        return self.compute_action_with_logits(observation, deterministic=deterministic)[0]
+
+    def compute_action_with_logits(self, observation: Any, *,
+                                   deterministic: bool = False) -> tuple[int, np.ndarray]:
+        action = 0 if deterministic else int(self._rng.integers(self._n))
+        logits = np.zeros(self._n, dtype=np.float32)
+        logits[action] = 1.0
+        return action, logits

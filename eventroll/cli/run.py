@@ -38,6 +38,7 @@ Keys:
   recording.dataset_id=NS/NAME-vN   the Minari dataset id (default eventroll/<env>-v0)
   recording.next_observations=false  also store each step's next observation
   recording.infos=false        also store each step's info dict
+  recording.logits=false       also store the policy's logits (compute_action_with_logits)
   recording.stats=true         write stats.json and print the statistics
   recording.custom_stats='{speed: {event: car, field: speed, step: max, episode: mean, epoch: mean}}'
                                statistics of custom events (reducers: sum mean len min max std

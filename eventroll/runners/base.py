@@ -203,6 +203,12 @@ class RolloutRunner:
         owns_probe = factory.env is None
         try:
             policy = build_policy(agent, probe.observation_space, probe.action_space)
+            if self.recording.logits and not callable(
+                    getattr(policy, "compute_action_with_logits", None)):
+                raise ConfigError(f"recording.logits=true needs {type(policy).__name__}."
+                                  "compute_action_with_logits(observation, *, deterministic) "
+                                  "returning (action, logits); implement it or set "
+                                  "recording.logits=false")
             if self.uses_worker_processes:
                 self._check_transferable(factory, agent)
                 if owns_probe:

@@ -43,7 +43,7 @@ class NullSink:
         pass
 
     def step(self, action: Any, observation: Any, reward: float, terminated: bool,
-             truncated: bool, info: dict) -> None:
+             truncated: bool, info: dict, logits: Any = None) -> None:
         pass
 
     def custom(self, name: str, episode: int, t: int | None, fields: dict) -> None:
@@ -79,7 +79,8 @@ class BusSink:
         self._flush_interval = flush_interval
         self._episode = -1
         self._t = 0
-        self._steps: list[tuple] = []  # (action, observation, reward, terminated, truncated, info)
+        # (action, observation, reward, terminated, truncated, info, logits)
+        self._steps: list[tuple] = []
 
     def episode_start(self, episode: int, env_seed: int | None, agent_seed: int | None,
                       observation: Any, info: dict) -> None:
@@ -89,9 +90,9 @@ class BusSink:
                                          observation=observation, info=info))
 
     def step(self, action: Any, observation: Any, reward: float, terminated: bool,
-             truncated: bool, info: dict) -> None:
+             truncated: bool, info: dict, logits: Any = None) -> None:
         steps = self._steps
-        steps.append((action, observation, reward, terminated, truncated, info))
+        steps.append((action, observation, reward, terminated, truncated, info, logits))
         if (len(steps) >= self._batch_steps
                 or time.monotonic() - self._publisher.last_flush >= self._flush_interval):
             self._close_batch()
@@ -108,7 +109,7 @@ class BusSink:
     def _close_batch(self) -> None:
         if not self._steps:
             return
-        actions, observations, rewards, terminated, truncated, infos = zip(*self._steps)
+        actions, observations, rewards, terminated, truncated, infos, logits = zip(*self._steps)
         n = len(rewards)
         try:
             self._publisher.add(StepBatch(
@@ -117,7 +118,8 @@ class BusSink:
                 reward=np.asarray(rewards, dtype=np.float64),
                 terminated=np.asarray(terminated, dtype=bool),
                 truncated=np.asarray(truncated, dtype=bool),
-                info=list(infos) if any(infos) else None))
+                info=list(infos) if any(infos) else None,
+                logits=None if logits[0] is None else stack(logits)))
         finally:
             self._t += n
             self._steps = []
@@ -150,11 +152,13 @@ def worker_error(pid: int, episode: int | None, exc: BaseException,
 
 def run_episode(env: gym.Env, policy: Policy, episode: int, *, env_seed: int | None,
                 agent_seed: int | None, deterministic: bool = False, render: bool = False,
-                after_reset: AfterReset | None = None,
+                after_reset: AfterReset | None = None, record_logits: bool = False,
                 sink: NullSink | BusSink | None = None) -> EpisodeSummary:
     """Run one episode. An exception from env or policy aborts the episode (and is
     recorded with its traceback); it does not propagate. Within the episode,
-    ``eventroll.custom.record_event`` sends custom events to ``sink``."""
+    ``eventroll.custom.record_event`` sends custom events to ``sink``. With
+    ``record_logits`` the policy's ``compute_action_with_logits`` gives each action
+    and the logits that are recorded with it."""
     sink = sink or NullSink()
     started = time.perf_counter()
     length, total, terminated, truncated = 0, 0.0, False, False
@@ -173,12 +177,17 @@ def run_episode(env: gym.Env, policy: Policy, episode: int, *, env_seed: int | N
             if render:
                 env.render()
             compute, step, emit = policy.compute_action, env.step, sink.step
+            logits = None
             while not (terminated or truncated):
                 where = f"step {length}"
                 emitter.t = length
-                action = compute(observation, deterministic=deterministic)
+                if record_logits:
+                    action, logits = policy.compute_action_with_logits(
+                        observation, deterministic=deterministic)
+                else:
+                    action = compute(observation, deterministic=deterministic)
                 observation, reward, terminated, truncated, info = step(action)
-                emit(action, observation, reward, terminated, truncated, info)
+                emit(action, observation, reward, terminated, truncated, info, logits)
                 length += 1
                 total += float(reward)
                 if render:

@@ -57,7 +57,7 @@ class ParallelRunner(RolloutRunner):
         n = plan.seeds.n_episodes
         counter = session.context.Value("q", 0)
         settings = EpisodeSettings(plan.seeds.env, plan.seeds.agent, self.deterministic, False,
-                                   self.batch_steps, self.flush_interval)
+                                   self.batch_steps, self.flush_interval, self.recording.logits)
         return [ProcessSpec(f"eventroll-worker-{worker}", worker_main, (WorkerSpec(
                     worker, session.endpoints.ingress, plan.env, plan.agent, n, counter, settings,
                     session.go_event, self.timeouts.start, self.timeouts.stall,

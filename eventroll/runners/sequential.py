@@ -34,7 +34,8 @@ class SequentialRunner(RolloutRunner):
     def _execute(self, plan: RunPlan, session: RunSession, probe: gym.Env,
                  policy: Policy) -> list[str]:
         settings = EpisodeSettings(plan.seeds.env, plan.seeds.agent, self.deterministic,
-                                   self.render, self.batch_steps, self.flush_interval)
+                                   self.render, self.batch_steps, self.flush_interval,
+                                   self.recording.logits)
         publisher = Publisher(session.endpoints.ingress, 0, stall_timeout=self.timeouts.stall,
                               ack_timeout=self.timeouts.finish)
         done = {"episodes": 0, "steps": 0}

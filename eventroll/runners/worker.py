@@ -25,6 +25,7 @@ class EpisodeSettings:
     render: bool = False
     batch_steps: int = 64
     flush_interval: float = 0.05
+    record_logits: bool = False
 
 
 def play_episodes(env: Any, policy: Any, publisher: Publisher, episodes: Iterator[int],
@@ -38,7 +39,7 @@ def play_episodes(env: Any, policy: Any, publisher: Publisher, episodes: Iterato
         summary = run_episode(env, policy, index, env_seed=settings.env_seeds[index],
                               agent_seed=settings.agent_seeds[index],
                               deterministic=settings.deterministic, render=settings.render,
-                              sink=sink)
+                              record_logits=settings.record_logits, sink=sink)
         count += 1
         if on_episode is not None:
             on_episode(summary)

@@ -161,11 +161,12 @@ class TrajectoryCollector:
             truncations = np.asarray(column("truncated"), dtype=bool)
             infos = ([info for batch in batches for info in (batch.info or [{}] * batch.n)]
                      if any(batch.info for batch in batches) else None)
+            logits = column("logits") if batches[0].logits is not None else None
         else:
-            next_observations = actions = infos = None
+            next_observations = actions = infos = logits = None
             rewards = np.zeros(0, np.float64)
             terminations = truncations = np.zeros(0, bool)
         return Trajectory(end.episode, worker, env_seed, agent_seed, end.status,
                           float(end.return_), None if start is None else start.observation,
                           next_observations, actions, rewards, terminations, truncations, infos,
-                          None if start is None else start.info)
+                          None if start is None else start.info, logits)

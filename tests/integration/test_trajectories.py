@@ -12,7 +12,7 @@ import pytest
 
 from eventroll import ParallelRunner, SequentialRunner, read_events
 from eventroll.episodes import assemble
-from eventroll.errors import EventError
+from eventroll.errors import ConfigError, EventError
 from eventroll.recorders.base import replay
 from eventroll.recorders.trajectories import TrajectoryRecorder
 from eventroll.runners.session import RecorderSpec, Timeouts
@@ -242,3 +242,18 @@ def test_reader_errors_name_the_file(tmp_path):
     with pytest.raises(KeyError, match="episode 3"):
         source = SequentialRunner(n_episodes=2, console=None, **SEEDS)
         open_trajectories(source.run_with("CartPole-v1", run_dir=str(tmp_path / "r")).run_dir)[3]
+
+
+def test_logits_recorded_when_asked(tmp_path):
+    """With recording.logits the policy's logits of each step are in the file; a policy
+    without compute_action_with_logits is refused in one line."""
+    runner = ParallelRunner(n_episodes=6, recording={"logits": True}, **SEEDS)
+    result = runner.run_with("CartPole-v1", agent="eventroll.testing:LogitsPolicy",
+                             run_dir=str(tmp_path / "run"))
+    assert result.ok
+    with open_trajectories(result.run_dir) as trajectories:
+        for episode in trajectories:
+            assert episode.logits.shape == (episode.length, 2)
+            assert np.array_equal(episode.logits.argmax(axis=1), episode.actions)
+    with pytest.raises(ConfigError, match="compute_action_with_logits"):
+        runner.run_with("CartPole-v1", run_dir=str(tmp_path / "random"))
