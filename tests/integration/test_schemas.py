@@ -220,7 +220,7 @@ class TestConstructedEvents:
     ], ids=["custom-full", "custom-minimal", "worker.error-outside-episode"])
     def test_encoded_event_matches_its_schema(self, event):
         """An event encoded, stamped with seq and decoded as a recorder does validates; this
-        covers custom, which no runner emits yet, and worker.error with episode null."""
+        covers custom events built by hand, and worker.error with episode null."""
         record = published(event, seq=7)
         assert errors_of(event.KIND, record) == []
 
