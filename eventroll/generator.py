@@ -23,13 +23,13 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import concatenate, create_empty_array, iterate
 
-from eventroll.trajectories.record import rows as rows_of
 from eventroll.bus import Publisher
 from eventroll.custom import Emitter, emitting
 from eventroll.errors import ConfigError
 from eventroll.events import Event
 from eventroll.runners.loop import BusSink, EpisodeSummary, stack
 from eventroll.stats import Statistics, StatsAggregator
+from eventroll.trajectories.record import rows as rows_of
 
 
 @dataclass
