@@ -46,10 +46,12 @@ FLAG_ACK = 2  # the source waits for the hub's acknowledgement
 
 LINGER_MS = 2000
 SOURCE_HWM = 64  # messages queued per source before it blocks (backpressure)
-DURABLE_HWM = 256
+DURABLE_HWM = 4096
 LIVE_HWM = 1000
 POLL_MS = 50
 PROGRESS_INTERVAL = 0.1
+BACKOFF_MIN = 0.0002  # s: the first wait of the hub for a full subscriber, doubling
+BACKOFF_MAX = 0.005
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ def _send(sock: zmq.Socket, frames: list[bytes], timeout: float, what: str,
     """Send, blocking at most ``timeout`` seconds while the peer is behind, and no longer
     than ``alive()`` holds."""
     deadline = time.monotonic() + timeout
+    backoff = BACKOFF_MIN
     while True:
         try:
             sock.send_multipart(frames, flags=zmq.NOBLOCK)
@@ -126,7 +129,13 @@ def _send(sock: zmq.Socket, frames: list[bytes], timeout: float, what: str,
                 raise BusError(f"{what}: the peer accepted nothing for {timeout:g} s") from None
             if not alive():
                 raise BusError(f"{what}: the run's driver is gone") from None
-            sock.poll(min(int(remaining * 1000) + 1, 500), zmq.POLLOUT)
+            if sock.type == zmq.ROUTER:
+                # a ROUTER polls as writable even when one peer's pipe is full: sleep, or
+                # the hub would spin and take the CPU the slow subscriber needs
+                time.sleep(min(backoff, remaining))
+                backoff = min(backoff * 2, BACKOFF_MAX)
+            else:
+                sock.poll(min(int(remaining * 1000) + 1, 500), zmq.POLLOUT)
 
 
 class Publisher:
