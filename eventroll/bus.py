@@ -168,6 +168,11 @@ class Publisher:
     def next_wseq(self) -> int:
         return self._next_wseq
 
+    @property
+    def pending_steps(self) -> int:
+        """Steps added and not yet sent."""
+        return self._steps
+
     def add(self, event: Event) -> None:
         event.worker = self.worker
         event.wseq = self._next_wseq

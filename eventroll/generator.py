@@ -126,6 +126,10 @@ class _EventFeed:
             self._publisher.add(event)
         self._aggregator.handle(event)
 
+    @property
+    def pending_steps(self) -> int:
+        return 0 if self._publisher is None else self._publisher.pending_steps
+
     def flush(self) -> None:
         if self._publisher is not None:
             self._publisher.flush()

@@ -66,10 +66,14 @@ def stack(items: Sequence[Any]) -> Any:
 class BusSink:
     """Turns the loop's calls into events on a :class:`Publisher`.
 
-    Steps are collected column by column and sent as ``step.batch`` events of at
-    most ``batch_steps`` steps; a batch is also closed at episode end and when
-    ``flush_interval`` seconds have passed since the last send.
+    Steps are collected column by column into ``step.batch`` events of at most
+    ``batch_steps`` steps; a batch is also closed at episode end. Events are sent
+    together, as one message, once ``MESSAGE_STEPS`` steps are pending or
+    ``flush_interval`` seconds have passed since the last send (every message
+    costs a wake-up of the hub, which short episodes would otherwise pay each).
     """
+
+    MESSAGE_STEPS = 256
 
     def __init__(self, publisher: Publisher, *, pid: int, batch_steps: int = 64,
                  flush_interval: float = 0.05) -> None:
@@ -93,10 +97,18 @@ class BusSink:
              truncated: bool, info: dict, logits: Any = None) -> None:
         steps = self._steps
         steps.append((action, observation, reward, terminated, truncated, info, logits))
-        if (len(steps) >= self._batch_steps
-                or time.monotonic() - self._publisher.last_flush >= self._flush_interval):
+        if len(steps) >= self._batch_steps:
+            self._close_batch()
+            self._send_if_due()
+        elif time.monotonic() - self._publisher.last_flush >= self._flush_interval:
             self._close_batch()
             self._publisher.flush()
+
+    def _send_if_due(self) -> None:
+        publisher = self._publisher
+        if (publisher.pending_steps >= self.MESSAGE_STEPS
+                or time.monotonic() - publisher.last_flush >= self._flush_interval):
+            publisher.flush()
 
     def custom(self, name: str, episode: int, t: int | None, fields: dict) -> None:
         """Send a custom event at once: it precedes the ``step.batch`` holding step ``t``
@@ -139,7 +151,7 @@ class BusSink:
             episode=summary.episode, length=summary.length, return_=summary.return_,
             terminated=summary.terminated, truncated=summary.truncated,
             aborted=summary.aborted, wall_time=summary.wall_time))
-        self._publisher.flush()
+        self._send_if_due()
 
 
 def worker_error(pid: int, episode: int | None, exc: BaseException,
