@@ -18,7 +18,7 @@ class TrajectoryRecorder:
 
     The writer is created at ``run.start``, which carries the spaces. ``layout``
     is ``flat`` (``path`` is the HDF5 file) or ``minari`` (``path`` is the
-    dataset directory, ``dataset_id`` its Minari id).
+    datasets root, as ``MINARI_DATASETS_PATH``; ``dataset_id`` the dataset's id).
     """
 
     def __init__(self, path: str, *, layout: str = "flat", dataset_id: str | None = None,
@@ -52,7 +52,10 @@ class TrajectoryRecorder:
 
             return MinariWriter(self.path, observation_space, action_space,
                                 dataset_id=self._dataset_id, env=start.env,
-                                env_kwargs=start.env_kwargs, **self._options)
+                                env_kwargs=start.env_kwargs, run_id=start.run_id,
+                                max_episode_steps=start.config.get("runner", {}).get(
+                                    "max_episode_steps"),
+                                **self._options)
         return FlatWriter(self.path, observation_space, action_space, run_id=start.run_id,
                           env=start.env, **self._options)
 

@@ -36,7 +36,7 @@ def prepend(first: Any, column: Any) -> Any:
     if isinstance(first, (list, tuple)):
         return [prepend(value, column[i]) for i, value in enumerate(first)]
     row = np.asarray(first)
-    return np.concatenate([row[None], np.asarray(column, dtype=row.dtype)])
+    return np.concatenate([row[None], np.asarray(column)])  # numpy widens (Text)
 
 
 def one_row(value: Any) -> Any:
