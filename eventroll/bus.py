@@ -162,6 +162,7 @@ class Publisher:
         self._steps = 0
         self._episode_ends = 0
         self._aborted = 0
+        self._bytes = 0
         self.last_flush = time.monotonic()
 
     @property
@@ -173,11 +174,18 @@ class Publisher:
         """Steps added and not yet sent."""
         return self._steps
 
+    @property
+    def pending_bytes(self) -> int:
+        """Encoded bytes added and not yet sent."""
+        return self._bytes
+
     def add(self, event: Event) -> None:
         event.worker = self.worker
         event.wseq = self._next_wseq
         event.time = time.time()
-        self._frames.append(codec.encode(event.to_record()))
+        frame = codec.encode(event.to_record())
+        self._frames.append(frame)
+        self._bytes += len(frame)
         self._next_wseq += 1
         kind = event.KIND
         if kind == "step.batch":
@@ -196,7 +204,7 @@ class Publisher:
               f"worker {self.worker} sending to the hub", self._alive)
         self._first_wseq = self._next_wseq
         self._frames = []
-        self._steps = self._episode_ends = self._aborted = 0
+        self._steps = self._episode_ends = self._aborted = self._bytes = 0
         self.last_flush = time.monotonic()
 
     def sync(self) -> None:

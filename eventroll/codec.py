@@ -44,14 +44,30 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
+@functools.lru_cache(maxsize=1024)
+def _ndarray_head(dtype: str, shape: tuple[int, ...]) -> bytes:
+    """The msgpack bytes of ``[dtype, shape`` (the array payload up to its data): what
+    ``msgpack.packb`` writes, built once per dtype and shape."""
+    return msgpack.packb([dtype, list(shape), b""])[:-2]  # drop the empty bin (c4 00)
+
+
+def _bin_head(n: int) -> bytes:
+    """The msgpack header of a bin of ``n`` bytes."""
+    if n < 1 << 8:
+        return b"\xc4" + n.to_bytes(1, "big")
+    if n < 1 << 16:
+        return b"\xc5" + n.to_bytes(2, "big")
+    return b"\xc6" + n.to_bytes(4, "big")
+
+
 def _encode_default(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         if not _DTYPE_RE.match(obj.dtype.str):
             raise CodecError(f"cannot encode a numpy array of dtype {obj.dtype}; use a bool, "
                              "integer, float (16-64 bit), complex, bytes or unicode dtype")
-        data = obj if obj.flags.c_contiguous else obj.copy(order="C")
-        payload = msgpack.packb([data.dtype.str, list(data.shape), data.tobytes()])
-        return msgpack.ExtType(EXT_NDARRAY, payload)
+        raw = obj.tobytes()  # C order, whatever the array's layout
+        return msgpack.ExtType(EXT_NDARRAY, _ndarray_head(obj.dtype.str, obj.shape)
+                               + _bin_head(len(raw)) + raw)
     if isinstance(obj, np.str_):
         return str(obj)
     if isinstance(obj, np.bytes_):

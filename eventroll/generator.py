@@ -130,6 +130,10 @@ class _EventFeed:
     def pending_steps(self) -> int:
         return 0 if self._publisher is None else self._publisher.pending_steps
 
+    @property
+    def pending_bytes(self) -> int:
+        return 0 if self._publisher is None else self._publisher.pending_bytes
+
     def flush(self) -> None:
         if self._publisher is not None:
             self._publisher.flush()

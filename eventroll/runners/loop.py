@@ -68,12 +68,14 @@ class BusSink:
 
     Steps are collected column by column into ``step.batch`` events of at most
     ``batch_steps`` steps; a batch is also closed at episode end. Events are sent
-    together, as one message, once ``MESSAGE_STEPS`` steps are pending or
-    ``flush_interval`` seconds have passed since the last send (every message
-    costs a wake-up of the hub, which short episodes would otherwise pay each).
+    together, as one message, once ``MESSAGE_STEPS`` steps or ``MESSAGE_BYTES``
+    bytes are pending or ``flush_interval`` seconds have passed since the last
+    send (every message costs a wake-up of the hub and of every recorder, which
+    short episodes would otherwise pay each).
     """
 
-    MESSAGE_STEPS = 256
+    MESSAGE_STEPS = 1024
+    MESSAGE_BYTES = 1 << 20
 
     def __init__(self, publisher: Publisher, *, pid: int, batch_steps: int = 64,
                  flush_interval: float = 0.05) -> None:
@@ -107,6 +109,7 @@ class BusSink:
     def _send_if_due(self) -> None:
         publisher = self._publisher
         if (publisher.pending_steps >= self.MESSAGE_STEPS
+                or publisher.pending_bytes >= self.MESSAGE_BYTES
                 or time.monotonic() - publisher.last_flush >= self._flush_interval):
             publisher.flush()
 
