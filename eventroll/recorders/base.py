@@ -25,10 +25,15 @@ class RecorderSpec:
 
 
 class Recorder(Protocol):
-    """Builds one artifact from events; the same object serves live and replay."""
+    """Builds one artifact from events; the same object serves live and replay.
 
-    def handle(self, event: events.Event, raw: bytes) -> None:
-        """Take one checked event (``seq`` set) and its encoded record."""
+    A recorder whose class sets ``uses_raw = True`` also gets each event's encoded
+    record with ``seq`` added (the event log stores it); the others get None, which
+    spares them re-encoding every event.
+    """
+
+    def handle(self, event: events.Event, raw: bytes | None) -> None:
+        """Take one checked event (``seq`` set) and, if it uses it, its encoded record."""
 
     def tick(self) -> None:
         """Called after each message and when idle, for time-based flushing."""
@@ -42,6 +47,7 @@ def record_deliveries(recorder: Recorder, subscription: DurableSubscription) -> 
     checker = SequenceChecker()
     rejected: list[str] = []
     failure: str | None = None
+    uses_raw = getattr(recorder, "uses_raw", False)
     parent = os.getppid()
     while subscription.total is None:
         try:
@@ -51,7 +57,7 @@ def record_deliveries(recorder: Recorder, subscription: DurableSubscription) -> 
             continue
         if delivery is None:
             if failure is None:
-                failure = _handle(recorder, None, b"")
+                failure = _handle(recorder, None, None)
             if os.getppid() != parent:  # the driver died: keep what was recorded, stop
                 rejected.append("the run's driver process died before the end of the run")
                 break
@@ -66,15 +72,16 @@ def record_deliveries(recorder: Recorder, subscription: DurableSubscription) -> 
             event.seq = seq
             checker.observe(seq, event.worker, event.wseq)
             if failure is None:
-                failure = _handle(recorder, event, codec.prepend_fields(raw, {"seq": seq}))
+                failure = _handle(recorder, event, codec.prepend_fields(raw, {"seq": seq})
+                                  if uses_raw else None)
         if failure is None:
-            failure = _handle(recorder, None, b"")
+            failure = _handle(recorder, None, None)
     checker.finish(subscription.total)
     return _report(recorder, failure, checker.errors + rejected[:100],
                    events=checker.next_seq, rejected=len(rejected))
 
 
-def _handle(recorder: Recorder, event: events.Event | None, raw: bytes) -> str | None:
+def _handle(recorder: Recorder, event: events.Event | None, raw: bytes | None) -> str | None:
     """Hand one event to the recorder (None: a tick); return the error that stops it."""
     try:
         if event is None:

@@ -31,6 +31,8 @@ def header_record(run_id: str) -> dict[str, Any]:
 class EventLogRecorder:
     """Appends every event to the log; flushes at each episode end and every 100 ms."""
 
+    uses_raw = True
+
     def __init__(self, path: str, run_id: str) -> None:
         self.path = path
         self._file: BinaryIO = open(path, "xb")  # never overwrite a recorded log
