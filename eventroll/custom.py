@@ -72,11 +72,6 @@ def emitting(sink: CustomSink, episode: int) -> Iterator[Emitter]:
         _CURRENT.reset(token)
 
 
-def current_emitter() -> Emitter | None:
-    """The emitter of the episode running in this context, or None outside an episode."""
-    return _CURRENT.get()
-
-
 def record_event(name: str, /, **fields: Any) -> bool:
     """Record the custom event ``name`` with ``fields`` in the current episode and step.
 

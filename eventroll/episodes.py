@@ -34,16 +34,26 @@ class Episode:
     env_seed: int | None
     agent_seed: int | None
     reset_observation: Any
+    reset_info: dict | None = field(default_factory=dict)
     batches: list[StepBatch] = field(default_factory=list)
     end: EpisodeEnd | None = None
+    length: int = 0  # steps so far
+
+    @classmethod
+    def started(cls, start: EpisodeStart) -> "Episode":
+        return cls(start.episode, start.worker, start.env_seed, start.agent_seed,
+                   start.observation, start.info)
+
+    def add(self, batch: StepBatch) -> None:
+        """Append the episode's next batch; its steps must follow the ones so far."""
+        if batch.t0 != self.length:
+            raise ValueError(f"episode {self.index}: steps {self.length}..{batch.t0 - 1} missing")
+        self.batches.append(batch)
+        self.length += batch.n
 
     def column(self, name: str) -> Any:
         """A step column (``action``, ``observation``, ``reward``, ...) over the whole episode."""
         return concat([getattr(batch, name) for batch in self.batches])
-
-    @property
-    def length(self) -> int:
-        return sum(batch.n for batch in self.batches)
 
 
 def assemble(events: Iterable[Event]) -> dict[int, Episode]:
@@ -53,14 +63,9 @@ def assemble(events: Iterable[Event]) -> dict[int, Episode]:
         if isinstance(event, EpisodeStart):
             if event.episode in episodes:
                 raise ValueError(f"episode {event.episode} started twice")
-            episodes[event.episode] = Episode(event.episode, event.worker, event.env_seed,
-                                              event.agent_seed, event.observation)
+            episodes[event.episode] = Episode.started(event)
         elif isinstance(event, StepBatch):
-            episode = episodes[event.episode]
-            if event.t0 != episode.length:
-                raise ValueError(f"episode {event.episode}: steps {episode.length}..{event.t0 - 1} "
-                                 "missing")
-            episode.batches.append(event)
+            episodes[event.episode].add(event)
         elif isinstance(event, EpisodeEnd) and event.episode in episodes:
             episodes[event.episode].end = event
     return episodes

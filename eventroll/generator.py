@@ -27,6 +27,7 @@ from eventroll.bus import Publisher
 from eventroll.custom import Emitter, emitting
 from eventroll.errors import ConfigError
 from eventroll.events import Event
+from eventroll.policies import check_gives_logits
 from eventroll.runners.loop import BusSink, EpisodeSummary, stack
 from eventroll.stats import Statistics, StatsAggregator
 from eventroll.trajectories.record import rows as rows_of
@@ -202,6 +203,10 @@ class RolloutGenerator:
         self.is_vectorized = isinstance(env, VectorEnv)
         self.n_envs = env.num_envs if self.is_vectorized else 1
         self.autoreset_mode = autoreset_mode(env) if self.is_vectorized else None
+        # the env may reuse its buffers; a vector env built with copy=True (gymnasium's
+        # default) already hands out copies, so ours would be a second one
+        self._copy = (lambda value: value) if getattr(env, "copy", False) is True \
+            else copy.deepcopy
         self.rollout_counter = 0
         self._stats = StatsAggregator(custom_stats)
         feed: Any = _EventFeed(self._stats, publisher)  # a Publisher, as far as BusSink goes
@@ -280,11 +285,8 @@ class RolloutGenerator:
         elif isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
             raise ConfigError("rollout n_steps must be a positive integer or None, "
                               f"got {n_steps!r}")
-        if self.record_logits and not callable(getattr(policy, "compute_action_with_logits", None)):
-            raise ConfigError(f"record_logits=True needs {type(policy).__name__}."
-                              "compute_action_with_logits(observation, *, deterministic) "
-                              "returning (action, logits); implement it or set "
-                              "record_logits=False")
+        if self.record_logits:
+            check_gives_logits(policy, "record_logits=True", "record_logits=False")
 
     # -- one step -----------------------------------------------------------------------
     def _act(self, policy: Any, observation: Any) -> tuple[Any, Any]:
@@ -316,14 +318,17 @@ class RolloutGenerator:
                             for i in range(n_envs)], dtype=np.int64)
         action, logits = self._act(policy, observation)
         next_observation, reward, terminated, truncated, info = env.step(action)
-        next_observation = copy.deepcopy(next_observation)  # the env may reuse its buffers
+        next_observation = self._copy(next_observation)
         done = np.logical_or(terminated, truncated)
         same_step = self.autoreset_mode is AutoresetMode.SAME_STEP
         rows = list(iterate(env.observation_space, next_observation))
         actions = list(iterate(env.action_space, action))
         final, final_rows = next_observation, rows
         if same_step and done.any():
-            final, final_rows = self._final_observation(rows, info, done)
+            final_rows = self._final_rows(rows, info, done)
+            if self.record_next_observations:  # only the record needs them as a batch
+                space = env.single_observation_space
+                final = concatenate(space, final_rows, create_empty_array(space, n_envs))
         step_stats: list[dict | None] = [None] * n_envs
         episode_stats: list[dict | None] = [None] * n_envs
         for i in range(n_envs):
@@ -343,28 +348,26 @@ class RolloutGenerator:
             self._resetting = done & valid
         elif self.autoreset_mode is AutoresetMode.DISABLED and done.any():
             reset_observation, reset_info = env.reset(options={"reset_mask": done.copy()})
-            self._observation = copy.deepcopy(reset_observation)
+            self._observation = self._copy(reset_observation)
             rows = list(iterate(env.observation_space, self._observation))
             for i in np.flatnonzero(done):
                 self._begin(i, rows[i], _sub_info(reset_info, i))
         return _Step(observation, action, reward, terminated, truncated, info, final, logits,
                      valid, indices, step_stats, episode_stats)
 
-    def _final_observation(self, rows: list, info: dict, done: np.ndarray) -> tuple[Any, list]:
-        """SAME_STEP: the batched observation and its rows, with the terminal observations
-        of the sub-envs that reset in this step (``info["final_obs"]``) for their reset ones."""
+    def _final_rows(self, rows: list, info: dict, done: np.ndarray) -> list:
+        """SAME_STEP: the observation rows with the terminal observations of the sub-envs
+        that reset in this step (``info["final_obs"]``) for their reset ones."""
         if "final_obs" not in info:
             raise ConfigError("the vector env ended an episode without info['final_obs']; "
                               "is its metadata['autoreset_mode'] really SAME_STEP?")
-        rows = [info["final_obs"][i] if done[i] else row for i, row in enumerate(rows)]
-        space = self.env.single_observation_space
-        return concatenate(space, rows, create_empty_array(space, self.n_envs)), rows
+        return [info["final_obs"][i] if done[i] else row for i, row in enumerate(rows)]
 
     # -- episodes -----------------------------------------------------------------------
     def _reset(self, emitter: Emitter | None) -> None:
         if emitter is None:
             observation, info = self.env.reset()
-            self._observation = copy.deepcopy(observation)
+            self._observation = self._copy(observation)
             self._resetting[:] = False
         else:
             emitter.episode, emitter.t = self._next_episode, None  # the reset of the next episode
@@ -395,14 +398,18 @@ class RolloutGenerator:
         episode.length += 1
         episode.return_ += float(reward)
         self._sinks[slot].step(action, observation, reward, terminated, truncated, info, logits)
-        step_stats = self._stats.step_values(episode.index, t) if self.record_step_stats else None
+        # a vector env's sub-envs record no custom events (see the class), so nothing to look up
+        custom = not self.is_vectorized
+        step_stats = None
+        if self.record_step_stats:
+            step_stats = self._stats.step_values(episode.index, t) if custom else {}
         if not (terminated or truncated):
             return step_stats, None
         self._end(slot, bool(terminated), bool(truncated))
         if not self.record_episode_stats:
             return step_stats, None
         return step_stats, {"episode_return": episode.return_, "episode_length": episode.length,
-                            **self._stats.episode_values(episode.index)}
+                            **(self._stats.episode_values(episode.index) if custom else {})}
 
     def _end(self, slot: int, terminated: bool, truncated: bool) -> None:
         episode = self._episodes[slot]

@@ -43,6 +43,14 @@ class RandomPolicy:
 BUILTIN = {"random": RandomPolicy, "random_policy": RandomPolicy}
 
 
+def check_gives_logits(policy: Any, asked: str, off: str) -> None:
+    """Refuse a policy that cannot give the logits the setting ``asked`` asks for."""
+    if not callable(getattr(policy, "compute_action_with_logits", None)):
+        raise ConfigError(f"{asked} needs {type(policy).__name__}."
+                          "compute_action_with_logits(observation, *, deterministic) "
+                          f"returning (action, logits); implement it or set {off}")
+
+
 def build_policy(agent: Any, observation_space: spaces.Space, action_space: spaces.Space) -> Policy:
     """Build the run's policy from a name, a config mapping, a class, a factory or an object.
 

@@ -14,10 +14,11 @@ from typing import Any
 from eventroll.errors import ConfigError
 from eventroll.recorders.base import RecorderSpec
 from eventroll.recorders.eventlog import FILE_NAME as EVENT_LOG, EventLogRecorder
+from eventroll.recorders.stats import StatsRecorder
 from eventroll.recorders.trajectories import LAYOUTS, TrajectoryRecorder
+from eventroll.stats import FILE_NAME as STATS
 from eventroll.trajectories.flat import FILE_NAME as TRAJECTORIES
 
-STATS = "stats.json"
 MINARI_DIR = "minari"
 
 
@@ -83,11 +84,9 @@ def recorder_specs(options: RecordingOptions, run_dir: str, run_id: str,
             "next_observations": options.next_observations, "infos": options.infos,
             "logits": options.logits}))
     if options.stats:
-        from eventroll.recorders.stats import StatsRecorder
-
         specs.append(RecorderSpec("stats", StatsRecorder, {
             "path": os.path.join(run_dir, STATS),
-            "specs": [{"name": name, **dict(spec)} for name, spec in options.custom_stats.items()]}))
+            "specs": dict(options.custom_stats)}))
     return specs
 
 
@@ -144,7 +143,6 @@ class Recording:
         self.report: dict[str, Any] = {}
 
     def __enter__(self) -> "Recording":
-        from eventroll.bus import Publisher
         from eventroll.events import RunStart, WorkerStart
         from eventroll.runners.session import RunSession
         from eventroll.spaces import describe_space
@@ -159,9 +157,7 @@ class Recording:
                 env=self._env, observation_space=describe_space(self._spaces[0]),
                 action_space=describe_space(self._spaces[1])))
             self._session.go()
-            self.publisher = Publisher(self._session.endpoints.ingress, 0,
-                                       stall_timeout=self._timeouts.stall,
-                                       ack_timeout=self._timeouts.finish)
+            self.publisher = self._session.source(0)
             self.publisher.add(WorkerStart(pid=os.getpid()))
         except BaseException:
             self._close()

@@ -207,7 +207,7 @@ class StatSpec:
                 raise ConfigError(f"{where}: the key {key!r} is missing (every stat names the "
                                   "custom event and its field)")
         try:
-            return cls(**{key: mapping[key] for key in mapping})
+            return cls(**mapping)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
 
@@ -285,10 +285,9 @@ class StatsAggregator:
     state is kept per episode index and dropped at ``episode.end`` (then only one
     value per stat and episode remains). :meth:`result` gives the statistics so far.
 
-    In-process use (a rollout generator): the aggregator is itself a custom-event
-    sink (:meth:`custom`, for :func:`eventroll.custom.emitting`); after each step
-    :meth:`step_values` gives that step's values, and after ``episode.end``
-    :meth:`episode_values` gives the episode's.
+    In-process use (a rollout generator): after each step :meth:`step_values` gives
+    that step's values, and after ``episode.end`` :meth:`episode_values` gives the
+    episode's.
 
     Problems (a custom event without the stat's field, a reducer that fails) are
     counted and reported in the result, never raised.
@@ -324,10 +323,6 @@ class StatsAggregator:
             self._run_id, self._start_time = event.run_id, event.time
         elif kind == "run.end":
             self._end_time = event.time
-
-    def custom(self, name: str, episode: int, t: int | None, fields: dict[str, Any]) -> None:
-        """Take a custom event directly (the :class:`eventroll.custom.CustomSink` protocol)."""
-        self._on_custom(Custom(name=name, episode=episode, t=t, fields=fields))
 
     def _on_custom(self, event: Custom) -> None:
         specs = self._by_event.get(event.name)
@@ -459,18 +454,16 @@ class StatsAggregator:
         epoch = self._reduce(spec, "epoch", per_group, problems)
         result = {"event": spec.event, "field": spec.field, "group_by": spec.group_by,
                   "reducers": {level: reducer_name(getattr(spec, level)) for level in LEVELS},
-                  "epoch": _shape(spec, epoch, None), "episodes": episodes}
+                  "epoch": _shape(spec, epoch), "episodes": episodes}
         if spec.keep_steps:
             result["steps"] = {str(index): self._ended[index].steps[spec.name]
                                for index in completed if spec.name in self._ended[index].steps}
         return result
 
 
-def _shape(spec: StatSpec, reduced: dict[Group, Any], default: Any = _MISSING) -> Any:
+def _shape(spec: StatSpec, reduced: dict[Group, Any]) -> Any:
     """A value as the result shows it: the value itself, or ``{group: value}``."""
-    if spec.group_by is not None:
-        return reduced
-    return reduced.get(None, default)
+    return reduced if spec.group_by is not None else reduced.get(None)
 
 
 def summarize(values: list) -> dict[str, Any]:

@@ -124,15 +124,15 @@ def stats_table(path: str) -> Any:
     from rich.console import Group
     from rich.table import Table
 
-    from eventroll.stats import Statistics
+    from eventroll.stats import LEVELS, SUMMARIES, SUMMARY_KEYS, Statistics
 
     stats = Statistics.load(path).result
-    columns = ("count", "mean", "std", "min", "max", "median")
+    columns = SUMMARY_KEYS
     summary = Table(title="statistics (stats.json)", title_justify="left")
     summary.add_column("statistic")
     for column in columns:
         summary.add_column(column, justify="right")
-    for name in ("episode_return", "episode_length"):
+    for name in SUMMARIES:
         summary.add_row(name, *(_number(stats[name][c]) for c in columns))
     if not stats.get("custom"):
         return summary
@@ -140,7 +140,7 @@ def stats_table(path: str) -> Any:
     for column in ("statistic", "group", "reducers (step/episode/epoch)", "value"):
         custom.add_column(column, justify="right" if column == "value" else "left")
     for name, stat in stats["custom"].items():
-        reducers = "/".join(str(stat["reducers"][level]) for level in ("step", "episode", "epoch"))
+        reducers = "/".join(str(stat["reducers"][level]) for level in LEVELS)
         groups = stat["epoch"].items() if stat.get("group_by") else [("", stat["epoch"])]
         for group, value in groups:
             custom.add_row(name, str(group), reducers, _number(value))

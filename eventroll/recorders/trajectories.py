@@ -48,13 +48,12 @@ class TrajectoryRecorder:
         observation_space = space_from_description(start.observation_space)
         action_space = space_from_description(start.action_space)
         if self._layout == "minari":
-            from eventroll.trajectories.minari import MinariWriter
+            from eventroll.trajectories.minari import MinariWriter, run_step_limit
 
             return MinariWriter(self.path, observation_space, action_space,
                                 dataset_id=self._dataset_id, env=start.env,
                                 env_kwargs=start.env_kwargs, run_id=start.run_id,
-                                max_episode_steps=start.config.get("runner", {}).get(
-                                    "max_episode_steps"),
+                                max_episode_steps=run_step_limit(start),
                                 **self._options)
         return FlatWriter(self.path, observation_space, action_space, run_id=start.run_id,
                           env=start.env, **self._options)

@@ -22,7 +22,7 @@ from eventroll.environments import EnvFactory, env_factory
 from eventroll.errors import ConfigError
 from eventroll.events import RunEnd, RunStart
 from eventroll.logs import RunLog
-from eventroll.policies import Policy, build_policy
+from eventroll.policies import Policy, build_policy, check_gives_logits
 from eventroll.recorders.eventlog import FILE_NAME as EVENT_LOG
 from eventroll.recording import (STATS, RecordingOptions, default_run_dir, prepare_run_dir,
                                  recorder_specs)
@@ -203,12 +203,8 @@ class RolloutRunner:
         owns_probe = factory.env is None
         try:
             policy = build_policy(agent, probe.observation_space, probe.action_space)
-            if self.recording.logits and not callable(
-                    getattr(policy, "compute_action_with_logits", None)):
-                raise ConfigError(f"recording.logits=true needs {type(policy).__name__}."
-                                  "compute_action_with_logits(observation, *, deterministic) "
-                                  "returning (action, logits); implement it or set "
-                                  "recording.logits=false")
+            if self.recording.logits:
+                check_gives_logits(policy, "recording.logits=true", "recording.logits=false")
             if self.uses_worker_processes:
                 self._check_transferable(factory, agent)
                 if owns_probe:

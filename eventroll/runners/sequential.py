@@ -7,7 +7,6 @@ from typing import Any
 
 import gymnasium as gym
 
-from eventroll.bus import Publisher
 from eventroll.events import WorkerEnd, WorkerStart
 from eventroll.policies import Policy
 from eventroll.runners.base import RolloutRunner, RunPlan
@@ -36,8 +35,7 @@ class SequentialRunner(RolloutRunner):
         settings = EpisodeSettings(plan.seeds.env, plan.seeds.agent, self.deterministic,
                                    self.render, self.batch_steps, self.flush_interval,
                                    self.recording.logits)
-        publisher = Publisher(session.endpoints.ingress, 0, stall_timeout=self.timeouts.stall,
-                              ack_timeout=self.timeouts.finish)
+        publisher = session.source(0)
         done = {"episodes": 0, "steps": 0}
 
         def on_episode(summary: EpisodeSummary) -> None:

@@ -120,8 +120,12 @@ class RunSession:
         self._client = bus.HubClient(self.endpoints.control)
         self._wait_registered(hub, {spec.name for spec in recorders})
         self._live = bus.LiveSubscription(self.endpoints.live, topics=(b"progress",))
-        self.driver = bus.Publisher(self.endpoints.ingress, -1, stall_timeout=self.timeouts.stall,
-                                    ack_timeout=self.timeouts.finish)
+        self.driver = self.source(-1)
+
+    def source(self, worker: int) -> bus.Publisher:
+        """A publisher in this process for source ``worker``, with the session's timeouts."""
+        return bus.Publisher(self.endpoints.ingress, worker, stall_timeout=self.timeouts.stall,
+                             ack_timeout=self.timeouts.finish)
 
     def _wait_registered(self, hub: BaseProcess, names: set[str]) -> None:
         deadline = time.monotonic() + self.timeouts.start

@@ -42,21 +42,18 @@ STATUS_CODES = {status: code for code, status in enumerate(STATUSES)}
 
 
 # -- spaces as datasets ------------------------------------------------------------------
-Leaf = tuple[str, tuple[int, ...], Any]  # dataset path, row shape, stored dtype
+Leaf = tuple[str, tuple, tuple[int, ...], Any]  # path suffix, keys into a value, row shape, dtype
 
 
-def space_leaves(space: spaces.Space, path: str) -> list[Leaf]:
-    """The dataset of every array a space's values hold, in a fixed order."""
-    return [(leaf_path, shape, dtype) for leaf_path, _, shape, dtype in _leaves(space, path)]
-
-
-def _leaves(space: spaces.Space, path: str) -> list[tuple[str, tuple, tuple[int, ...], Any]]:
-    """(dataset path, key path into a value, row shape, stored dtype) of each leaf."""
+def space_leaves(space: spaces.Space, path: str = "") -> list[Leaf]:
+    """Every array a space's values hold, in a fixed order: (dataset path suffix, key path
+    into a value, row shape, stored dtype); a field ``observations`` stores its leaf with
+    suffix ``/pos`` as the dataset ``observations/pos``."""
     if isinstance(space, (spaces.Dict, spaces.Tuple)):
         items = space.spaces.items() if isinstance(space, spaces.Dict) else enumerate(space.spaces)
         return [(leaf_path, (key, *keys), shape, dtype)
                 for key, sub in items
-                for leaf_path, keys, shape, dtype in _leaves(sub, f"{path}/{key}")]
+                for leaf_path, keys, shape, dtype in space_leaves(sub, f"{path}/{key}")]
     if isinstance(space, spaces.Text):
         return [(path, (), (), h5py.string_dtype("utf-8"))]
     if isinstance(space, (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)):
@@ -76,7 +73,8 @@ def stored_dtype(space: spaces.Space) -> np.dtype:
     return np.dtype(space.dtype)
 
 
-def _pick(value: Any, keys: tuple) -> Any:
+def pick(value: Any, keys: tuple) -> Any:
+    """The part of a (nested) value at ``keys``, as :func:`space_leaves` gives them."""
     for key in keys:
         value = value[key]
     return value
@@ -132,7 +130,44 @@ def _heap_rows(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
 
 
 # -- writing ---------------------------------------------------------------------------
-class FlatWriter:
+class BlockWriter:
+    """Buffers whole episodes and writes them as blocks: once ``block_rows`` steps (or
+    ``max_block_episodes`` episodes) are buffered, ``flush_interval`` seconds after the
+    oldest buffered episode ended (:meth:`tick`), and at close. Subclasses write a
+    block in :meth:`_write_block`."""
+
+    max_block_episodes: float = float("inf")
+
+    def __init__(self, block_rows: int, flush_interval: float) -> None:
+        self.block_rows, self.flush_interval = block_rows, flush_interval
+        self._buffer: list[Trajectory] = []
+        self._buffered_rows = 0
+        self._oldest = 0.0
+
+    def add(self, trajectory: Trajectory) -> None:
+        if not self._buffer:
+            self._oldest = time.monotonic()
+        self._buffer.append(trajectory)
+        self._buffered_rows += trajectory.length
+        if (self._buffered_rows >= self.block_rows
+                or len(self._buffer) >= self.max_block_episodes):
+            self.flush()
+
+    def tick(self) -> None:
+        if self._buffer and time.monotonic() - self._oldest >= self.flush_interval:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every buffered episode."""
+        if self._buffer:
+            block, self._buffer, self._buffered_rows = self._buffer, [], 0
+            self._write_block(block)
+
+    def _write_block(self, block: list[Trajectory]) -> None:
+        raise NotImplementedError
+
+
+class FlatWriter(BlockWriter):
     """Appends :class:`Trajectory` s to a flat HDF5 file, in blocks.
 
     ``add`` buffers whole episodes; they are written and flushed together once
@@ -146,22 +181,17 @@ class FlatWriter:
                  run_id: str = "", env: str = "", next_observations: bool = False,
                  infos: bool = False, logits: bool = False, block_rows: int = BLOCK_ROWS,
                  flush_interval: float = FLUSH_INTERVAL) -> None:
+        super().__init__(block_rows, flush_interval)
         self.path = path
         self.observation_space, self.action_space = observation_space, action_space
         self.options = {"next_observations": next_observations, "infos": infos, "logits": logits}
-        self.block_rows, self.flush_interval = block_rows, flush_interval
-        self._leaves = {"observations": space_leaves(observation_space, "observations"),
-                        "actions": space_leaves(action_space, "actions"),
-                        FINALS: space_leaves(observation_space, FINALS)}
-        if next_observations:
-            self._leaves["next_observations"] = space_leaves(observation_space, "next_observations")
+        self._observation_leaves = space_leaves(observation_space)
+        self._action_leaves = space_leaves(action_space)
         self._file = h5py.File(path, "w-", libver="latest")  # never overwrite a recording
-        self._datasets: dict[str, h5py.Dataset] = {}
+        self._datasets: dict[str, h5py.Dataset] = {}  # step data, written before the index
+        self._index: dict[str, h5py.Dataset] = {}
         self._create_layout(run_id, env)
         self._file.swmr_mode = True
-        self._buffer: list[Trajectory] = []
-        self._buffered_rows = 0
-        self._oldest = 0.0
         self.episodes = self.steps = 0
 
     def _create_layout(self, run_id: str, env: str) -> None:
@@ -173,9 +203,13 @@ class FlatWriter:
             "observation_space": np.void(codec.encode(describe_space(self.observation_space))),
             "action_space": np.void(codec.encode(describe_space(self.action_space))),
             **{f"records_{name}": flag for name, flag in self.options.items()}})
-        for leaves in self._leaves.values():
-            for path, shape, dtype in leaves:
-                create(path, shape, dtype)
+        observation_fields = ["observations", FINALS] + (
+            ["next_observations"] if self.options["next_observations"] else [])
+        for field in observation_fields:
+            for suffix, _, shape, dtype in self._observation_leaves:
+                create(field + suffix, shape, dtype)
+        for suffix, _, shape, dtype in self._action_leaves:
+            create("actions" + suffix, shape, dtype)
         create("rewards", (), "<f8")
         create("terminations", (), "b1")
         create("truncations", (), "b1")
@@ -183,8 +217,8 @@ class FlatWriter:
             create(f"{name}/data", (), "u1")
             create(f"{name}/end", (), "<i8")
         for name, dtype in INDEX.items():
-            create(f"episodes/{name}", (), dtype)
-        file["episodes/status"].attrs["codes"] = ",".join(STATUSES)
+            self._index[name] = _create(file, f"episodes/{name}", (), dtype)
+        self._index["status"].attrs["codes"] = ",".join(STATUSES)
 
     def _create(self, path: str, shape: tuple[int, ...], dtype: Any) -> None:
         self._datasets[path] = _create(self._file, path, shape, dtype)
@@ -193,45 +227,25 @@ class FlatWriter:
         names = [name for name in HEAPS if self.options[name]]
         return names + (["episodes/reset_infos"] if self.options["infos"] else [])
 
-    def add(self, trajectory: Trajectory) -> None:
-        if not self._buffer:
-            self._oldest = time.monotonic()
-        self._buffer.append(trajectory)
-        self._buffered_rows += trajectory.length
-        if self._buffered_rows >= self.block_rows:
-            self.flush()
-
-    def tick(self) -> None:
-        if self._buffer and time.monotonic() - self._oldest >= self.flush_interval:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write every buffered episode and flush the file."""
-        if not self._buffer:
-            return
-        block, self._buffer, self._buffered_rows = self._buffer, [], 0
+    def _write_block(self, block: list[Trajectory]) -> None:
+        """Write a block and flush the file: step rows first, then the index rows."""
         first_row = self._datasets["rewards"].shape[0]
+        lengths = np.fromiter((t.length for t in block), np.int64, len(block))
         stepped = [t for t in block if t.length]
         if stepped:
             self._write_steps(stepped)
-        self._write_observations(block)
-        for dataset in self._step_datasets():
+        self._write_observations(block, lengths, stepped)
+        for dataset in self._datasets.values():
             dataset.flush()
-        self._write_index(block, first_row)
+        self._write_index(block, lengths, first_row)
         self._file.flush()
         self.episodes += len(block)
-        self.steps += sum(t.length for t in block)
-
-    def _step_datasets(self) -> Iterator[h5py.Dataset]:
-        """Every dataset but the episode index, which is written after them."""
-        return (dataset for path, dataset in self._datasets.items()
-                if not path.startswith("episodes/") or path.startswith(FINALS)
-                or path.startswith("episodes/reset_infos"))
+        self.steps += int(lengths.sum())
 
     def _write_steps(self, block: list[Trajectory]) -> None:
         actions = [t.actions for t in block]
-        for path, keys, _, _ in _leaves(self.action_space, "actions"):
-            _append(self._datasets[path], _column([_pick(a, keys) for a in actions]))
+        for suffix, keys, _, _ in self._action_leaves:
+            _append(self._datasets["actions" + suffix], _column([pick(a, keys) for a in actions]))
         for name in ("rewards", "terminations", "truncations"):
             _append(self._datasets[name], np.concatenate([getattr(t, name) for t in block]))
         if self.options["infos"]:
@@ -239,32 +253,31 @@ class FlatWriter:
         if self.options["logits"]:
             self._append_heap("logits", [row for t in block for row in _logit_rows(t)])
 
-    def _write_observations(self, block: list[Trajectory]) -> None:
+    def _write_observations(self, block: list[Trajectory], lengths: np.ndarray,
+                            stepped: list[Trajectory]) -> None:
         """Step observations, next observations and final observations of a block, leaf by
         leaf: the observation before a step is the reset one at an episode's first step,
         else the previous step's next observation."""
-        lengths = np.fromiter((t.length for t in block), np.int64, len(block))
         ends = np.cumsum(lengths)
         firsts = (ends - lengths)[lengths > 0]
         later = np.ones(int(ends[-1]), bool)
         later[firsts] = False
-        stepped = [t for t in block if t.length]
         has_reset = [t.reset_observation is not None for t in block]
-        for path, keys, shape, dtype in _leaves(self.observation_space, "observations"):
-            resets = [_pick(t.reset_observation, keys) if ok else _blank(shape, dtype)
+        for suffix, keys, shape, dtype in self._observation_leaves:
+            resets = [pick(t.reset_observation, keys) if ok else _blank(shape, dtype)
                       for t, ok in zip(block, has_reset)]
             resets = _column([np.asarray(r)[None] for r in resets])
             finals = resets.copy()
             if stepped:
-                nexts = _column([_pick(t.next_observations, keys) for t in stepped])
+                nexts = _column([pick(t.next_observations, keys) for t in stepped])
                 steps = np.empty_like(nexts)
                 steps[firsts] = resets[lengths > 0]
                 steps[later] = nexts[np.flatnonzero(later) - 1]
                 finals[lengths > 0] = nexts[ends[lengths > 0] - 1]
-                _append(self._datasets[path], steps)
+                _append(self._datasets["observations" + suffix], steps)
                 if self.options["next_observations"]:
-                    _append(self._datasets["next_" + path], nexts)
-            _append(self._datasets[FINALS + path[len("observations"):]], finals)
+                    _append(self._datasets["next_observations" + suffix], nexts)
+            _append(self._datasets[FINALS + suffix], finals)
         if self.options["infos"]:
             self._append_heap("episodes/reset_infos", [t.reset_info or {} for t in block])
 
@@ -275,9 +288,8 @@ class FlatWriter:
         _append(self._datasets[f"{name}/data"], data)
         _append(ends, base + np.cumsum(lengths))
 
-    def _write_index(self, block: list[Trajectory], first_row: int) -> None:
+    def _write_index(self, block: list[Trajectory], lengths: np.ndarray, first_row: int) -> None:
         n = len(block)
-        lengths = np.fromiter((t.length for t in block), np.int64, n)
         columns = {
             "index": np.fromiter((t.index for t in block), np.int64, n),
             "start": first_row + np.cumsum(lengths) - lengths, "length": lengths,
@@ -290,7 +302,7 @@ class FlatWriter:
             "return": np.fromiter((t.return_ for t in block), np.float64, n),
             "reset": np.fromiter((t.reset_observation is not None for t in block), bool, n)}
         for name, values in columns.items():
-            _append(self._datasets[f"episodes/{name}"], values)
+            _append(self._index[name], values)
 
     def close(self) -> dict[str, Any]:
         self.flush()

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import struct
-import time
 import zlib
 from collections import Counter
 from collections.abc import Mapping
@@ -28,8 +27,10 @@ from gymnasium import spaces
 
 from eventroll import __version__
 from eventroll.errors import ConfigError, EventError
+from eventroll.files import write_atomic
 from eventroll.trajectories.flat import (BLOCK_ROWS, FILE_NAME, FLUSH_INTERVAL, NO_SEED,
-                                         TrajectoryFile, open_trajectories)
+                                         BlockWriter, TrajectoryFile, open_trajectories, pick,
+                                         space_leaves)
 from eventroll.trajectories.record import Trajectory
 
 MINARI_VERSION = "0.5.0"  # the dataset format written; Minari 0.5.0 and later load it
@@ -79,8 +80,8 @@ def datasets_root() -> str:
 
 
 def dataset_directory(root: str | os.PathLike[str], dataset_id: str) -> str:
-    """The directory of dataset ``dataset_id`` under ``root`` (it holds ``data/``)."""
-    return os.path.join(os.fspath(root), *check_dataset_id(dataset_id).split("/"))
+    """The directory of dataset ``dataset_id`` (checked) under ``root`` (it holds ``data/``)."""
+    return os.path.join(os.fspath(root), *dataset_id.split("/"))
 
 
 def _exists_error(dataset_id: str, directory: str) -> ConfigError:
@@ -99,15 +100,7 @@ def _claim(root: str, dataset_id: str, directory: str) -> None:
     for depth in range(1, len(parts) + 1):
         marker = os.path.join(root, *parts[:depth], NAMESPACE_FILE)
         if not os.path.exists(marker):
-            _write_text(marker, "{}")
-
-
-def _write_text(path: str, text: str) -> None:
-    """Write a file atomically: a temporary file, then ``os.replace``."""
-    temporary = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
-    with open(temporary, "w", encoding="utf-8") as file:
-        file.write(text)
-    os.replace(temporary, path)
+            write_atomic(marker, "{}", durable=False)
 
 
 def _staging_directory(directory: str) -> str:
@@ -154,18 +147,21 @@ def is_image_space(space: spaces.Space) -> bool:
             and bool(np.all(space.low == 0)) and bool(np.all(space.high == 255)))
 
 
-def _check_images(space: spaces.Space, name: str) -> None:
-    """Refuse image spaces whose frames Minari's PIL decoding cannot give back in shape."""
-    if isinstance(space, spaces.Dict):
-        for key, sub in space.spaces.items():
-            _check_images(sub, f"{name}/{key}")
-    elif isinstance(space, spaces.Tuple):
-        for i, sub in enumerate(space.spaces):
-            _check_images(sub, f"{name}/{i}")
-    elif is_image_space(space) and len(space.shape) == 3 and space.shape[2] not in (2, 3, 4):
-        raise ConfigError(f"{name} {space} is an image to Minari, which stores it as image "
-                          f"files and cannot give back {space.shape[2]}-channel frames; use 2, "
-                          "3 or 4 channels, or (H, W) for grey, or record with the flat layout")
+def image_leaves(space: spaces.Space, name: str) -> set[int]:
+    """The ids of the leaf spaces Minari stores as image files; refuses those whose frames
+    Minari's PIL decoding cannot give back in shape."""
+    images = set()
+    for where, keys, _, _ in space_leaves(space, name):
+        leaf = pick(space, keys)
+        if not is_image_space(leaf):
+            continue
+        if len(leaf.shape) == 3 and leaf.shape[2] not in (2, 3, 4):
+            raise ConfigError(f"{where} {leaf} is an image to Minari, which stores it as image "
+                              f"files and cannot give back {leaf.shape[2]}-channel frames; use "
+                              "2, 3 or 4 channels, or (H, W) for grey, or record with the flat "
+                              "layout")
+        images.add(id(leaf))
+    return images
 
 
 def png(frame: np.ndarray) -> np.ndarray:
@@ -217,9 +213,7 @@ def _info_array(values: list[Any]) -> np.ndarray | None:
         array = np.asarray(values)
     except ValueError:  # ragged
         return None
-    if array.dtype.kind == "U":
-        return array.astype(object)
-    return array if array.dtype.kind in "biufcS" else None
+    return array if array.dtype.kind in "biufcSU" else None
 
 
 # -- writing -----------------------------------------------------------------------------
@@ -320,7 +314,7 @@ class _Hdf5:
                         self._space(value.shape)).write(value)
 
 
-class MinariWriter:
+class MinariWriter(BlockWriter):
     """Writes :class:`Trajectory` s as a Minari dataset, in blocks like the flat writer.
 
     ``path`` is the datasets root (``MINARI_DATASETS_PATH``); the dataset goes to
@@ -350,13 +344,14 @@ class MinariWriter:
         if logits:
             raise ConfigError("the Minari layout has no place for policy logits; set logits=false "
                               "or record with the flat layout")
+        super().__init__(block_rows, flush_interval)
         self.dataset_id = check_dataset_id(dataset_id)
         self.root = os.fspath(path)
         self.directory = dataset_directory(self.root, self.dataset_id)
         self.observation_space, self.action_space = observation_space, action_space
-        self.infos, self.block_rows, self.flush_interval = infos, block_rows, flush_interval
-        _check_images(observation_space, "observation space")
-        _check_images(action_space, "action space")
+        self.infos = infos
+        self._images = (image_leaves(observation_space, "observation space")
+                        | image_leaves(action_space, "action space"))
         self._fixed_metadata = json.dumps(self._constant_metadata(env, env_kwargs,
                                                                   max_episode_steps))
         self._eventroll = {"version": __version__, "run_id": run_id, "env": env,
@@ -369,9 +364,6 @@ class MinariWriter:
         self._hold = _MetadataHold(self._file)
         self._file.flush()
         self._hdf5 = _Hdf5()
-        self._buffer: list[Trajectory] = []
-        self._buffered_rows = 0
-        self._oldest = 0.0
         self.episodes = self.steps = 0
         self.skipped: Counter[str] = Counter()
         self.infos_dropped: Counter[str] = Counter()
@@ -401,20 +393,10 @@ class MinariWriter:
         return data_path
 
     # -- the writer protocol (as FlatWriter) ------------------------------------------
-    def add(self, trajectory: Trajectory) -> None:
-        if not self._buffer:
-            self._oldest = time.monotonic()
-        self._buffer.append(trajectory)
-        self._buffered_rows += trajectory.length
-        if self._buffered_rows >= self.block_rows or len(self._buffer) >= BLOCK_EPISODES:
-            self.flush()
+    max_block_episodes = BLOCK_EPISODES
 
-    def tick(self) -> None:
-        if self._buffer and time.monotonic() - self._oldest >= self.flush_interval:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write the buffered episodes, flush the file, then update ``metadata.json``.
+    def _write_block(self, block: list[Trajectory]) -> None:
+        """Write a block of episodes, flush the file, then update ``metadata.json``.
 
         Two HDF5 flushes: the first writes the new episode groups while no link
         reaches them yet; the second writes only the root group's new links
@@ -422,9 +404,6 @@ class MinariWriter:
         moment a kill can tear the on-disk structures is that short second
         flush, not the writing of the whole block.
         """
-        if not self._buffer:
-            return
-        block, self._buffer, self._buffered_rows = self._buffer, [], 0
         written = [t for t in block if _is_written(t)]
         groups = [self._write_episode(t, self.episodes + i) for i, t in enumerate(written)]
         self._file.flush()
@@ -467,10 +446,8 @@ class MinariWriter:
             hdf5.attribute(group, "seed", np.array(trajectory.env_seed, np.int64))
         hdf5.attribute(group, "eventroll", episode_record(trajectory))
         where = f"episode {trajectory.index}"
-        observations = join_rows(self.observation_space, trajectory.reset_observation,
-                                 trajectory.next_observations, f"{where} observations")
-        self._write_value(group, "observations", self.observation_space, observations,
-                          length + 1, f"{where} observations")
+        self._write_value(group, "observations", self.observation_space,
+                          trajectory.observations, length + 1, f"{where} observations")
         self._write_value(group, "actions", self.action_space, trajectory.actions, length,
                           f"{where} actions")
         hdf5.array(group, "rewards", np.asarray(trajectory.rewards, dtype=np.float64))
@@ -498,7 +475,7 @@ class MinariWriter:
             return
         array = np.asarray(value, dtype=space.dtype)
         _check_rows(array, (rows, *space.shape), where)
-        if is_image_space(space):
+        if id(space) in self._images:
             self._hdf5.frames(group, name, array)
         else:
             self._hdf5.array(group, name, array)
@@ -525,7 +502,7 @@ class MinariWriter:
                     "dataset_size": _size_mb(self.data_path),
                     "eventroll": {**self._eventroll, "skipped_episodes": dict(self.skipped)}}
         text = json.dumps(changing, default=_json_default)[:-1] + ", " + self._fixed_metadata[1:]
-        _write_text(os.path.join(self.data_path, METADATA_FILE), text)
+        write_atomic(os.path.join(self.data_path, METADATA_FILE), text, durable=False)
 
     def _publish(self) -> None:
         try:
@@ -539,25 +516,6 @@ class MinariWriter:
 def _is_written(trajectory: Trajectory) -> bool:
     """Whether an episode goes into the dataset: whole ones only (see WRITTEN_STATUSES)."""
     return trajectory.status in WRITTEN_STATUSES and trajectory.reset_observation is not None
-
-
-def join_rows(space: spaces.Space, first: Any, column: Any, where: str) -> Any:
-    """``first`` (one value) then the rows of ``column`` (None: no rows), nested as the space.
-
-    Leaves are arrays of the space's dtype (Text: str objects, never cut to the
-    width of the first string).
-    """
-    if isinstance(space, spaces.Dict):
-        return {key: join_rows(sub, _item(first, key, where),
-                               None if column is None else _item(column, key, where),
-                               f"{where}/{key}") for key, sub in space.spaces.items()}
-    if isinstance(space, spaces.Tuple):
-        return [join_rows(sub, _item(first, i, where),
-                          None if column is None else _item(column, i, where), f"{where}/{i}")
-                for i, sub in enumerate(space.spaces)]
-    dtype = object if isinstance(space, spaces.Text) else space.dtype
-    row = np.asarray(first, dtype=dtype)[None]
-    return row if column is None else np.concatenate([row, np.asarray(column, dtype=dtype)])
 
 
 def _item(value: Any, key: Any, where: str) -> Any:
@@ -624,12 +582,10 @@ def export_minari(source: str | os.PathLike[str] | TrajectoryFile,
     check_dataset_id(dataset_id)
     file = source if isinstance(source, TrajectoryFile) else open_trajectories(source)
     try:
-        start = None if isinstance(source, TrajectoryFile) else _run_start(os.fspath(source),
-                                                                             file.run_id)
+        start = None if isinstance(source, TrajectoryFile) else _run_start(file.path, file.run_id)
         if start is not None:
             env_kwargs = start.env_kwargs if env_kwargs is None else env_kwargs
-            max_episode_steps = max_episode_steps or start.config.get("runner", {}).get(
-                "max_episode_steps")
+            max_episode_steps = max_episode_steps or run_step_limit(start)
         writer = MinariWriter(datasets_root() if out_dir is None else out_dir,
                               file.observation_space, file.action_space, dataset_id=dataset_id,
                               env=file.env, env_kwargs=env_kwargs,
@@ -639,29 +595,29 @@ def export_minari(source: str | os.PathLike[str] | TrajectoryFile,
         try:
             for trajectory in file:
                 writer.add(trajectory)
+            return writer.close()
         except BaseException:
             writer.discard()
             raise
-        return writer.close()
     finally:
         if file is not source:
             file.close()
 
 
-def _run_start(source: str, run_id: str) -> Any:
-    """The ``run.start`` of run ``run_id`` from the event log beside ``source``.
+def run_step_limit(start: Any) -> int | None:
+    """The runner's ``max_episode_steps`` recorded in a ``run.start`` (None: the env's own)."""
+    return start.config.get("runner", {}).get("max_episode_steps")
 
-    None unless ``source`` is a run directory (or its ``trajectories.h5``) whose
-    event log starts with that run.
-    """
+
+def _run_start(path: str, run_id: str) -> Any:
+    """The ``run.start`` of run ``run_id`` from the event log beside ``path`` (a flat
+    file); None unless ``path`` is a run directory's ``trajectories.h5`` whose event log
+    starts with that run."""
     from eventroll.recorders.eventlog import FILE_NAME as EVENT_LOG, read_events
 
-    if os.path.isdir(source):
-        run_dir = source
-    elif os.path.basename(source) == FILE_NAME:
-        run_dir = os.path.dirname(source)
-    else:
+    if os.path.basename(path) != FILE_NAME:
         return None
+    run_dir = os.path.dirname(path)
     log = os.path.join(run_dir, EVENT_LOG)
     if not os.path.exists(log):
         return None

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from eventroll.episodes import concat
-from eventroll.events import EpisodeEnd, EpisodeStart, Event, RunStart, StepBatch
+from eventroll.episodes import Episode
+from eventroll.events import EpisodeEnd, Event, RunStart
 
 STATUSES = ("terminated", "truncated", "aborted", "incomplete")
 
@@ -89,24 +89,6 @@ class Trajectory:
             return one_row(self.reset_observation)
         return prepend(self.reset_observation, self.next_observations)
 
-    @property
-    def step_observations(self) -> Any:
-        """The observation before each step (``length`` rows)."""
-        observations = self.observations
-        return None if observations is None else rows(observations, slice(0, -1))
-
-    @property
-    def final_observation(self) -> Any:
-        """The last observation (after the last step, or the reset one)."""
-        observations = self.observations
-        return None if observations is None else rows(observations, -1)
-
-
-@dataclass
-class _Open:
-    start: EpisodeStart | None
-    batches: list[StepBatch]
-
 
 class TrajectoryCollector:
     """Turns a stream of events (workers interleaved) into whole :class:`Trajectory` s.
@@ -117,7 +99,7 @@ class TrajectoryCollector:
 
     def __init__(self) -> None:
         self.run_start: RunStart | None = None
-        self._open: dict[int, _Open] = {}
+        self._open: dict[int, Episode] = {}
 
     def handle(self, event: Event) -> Trajectory | None:
         kind = event.KIND
@@ -125,11 +107,11 @@ class TrajectoryCollector:
             episode = self._open.get(event.episode)
             if episode is None:
                 raise ValueError(f"step.batch of episode {event.episode} before its episode.start")
-            episode.batches.append(event)
+            episode.add(event)
         elif kind == "episode.start":
-            self._open[event.episode] = _Open(event, [])
+            self._open[event.episode] = Episode.started(event)
         elif kind == "episode.end":
-            return self._finish(event, self._open.pop(event.episode, _Open(None, [])))
+            return self._finish(event, self._open.pop(event.episode, None))
         elif kind == "run.start":
             self.run_start = event
         return None
@@ -145,28 +127,24 @@ class TrajectoryCollector:
             return None, None
         return start.env_seeds[index], start.agent_seeds[index]
 
-    def _finish(self, end: EpisodeEnd, episode: _Open) -> Trajectory:
-        start, batches = episode.start, episode.batches
-        if start is not None:
-            env_seed, agent_seed, worker = start.env_seed, start.agent_seed, start.worker
-        else:
-            (env_seed, agent_seed), worker = self._seeds(end.episode), end.worker
+    def _finish(self, end: EpisodeEnd, episode: Episode | None) -> Trajectory:
+        if episode is None:  # aborted in reset: no observations, no steps
+            episode = Episode(end.episode, end.worker, *self._seeds(end.episode),
+                              reset_observation=None, reset_info=None)
+        batches, column = episode.batches, episode.column
+        next_observations = actions = infos = logits = None
+        rewards = np.zeros(0, np.float64)
+        terminations = truncations = np.zeros(0, bool)
         if batches:
-            def column(name: str) -> Any:
-                return concat([getattr(batch, name) for batch in batches])
-
             next_observations, actions = column("observation"), column("action")
             rewards = np.asarray(column("reward"), dtype=np.float64)
             terminations = np.asarray(column("terminated"), dtype=bool)
             truncations = np.asarray(column("truncated"), dtype=bool)
-            infos = ([info for batch in batches for info in (batch.info or [{}] * batch.n)]
-                     if any(batch.info for batch in batches) else None)
-            logits = column("logits") if batches[0].logits is not None else None
-        else:
-            next_observations = actions = infos = logits = None
-            rewards = np.zeros(0, np.float64)
-            terminations = truncations = np.zeros(0, bool)
-        return Trajectory(end.episode, worker, env_seed, agent_seed, end.status,
-                          float(end.return_), None if start is None else start.observation,
+            if any(batch.info for batch in batches):
+                infos = [info for batch in batches for info in (batch.info or [{}] * batch.n)]
+            if batches[0].logits is not None:
+                logits = column("logits")
+        return Trajectory(end.episode, episode.worker, episode.env_seed, episode.agent_seed,
+                          end.status, float(end.return_), episode.reset_observation,
                           next_observations, actions, rewards, terminations, truncations, infos,
-                          None if start is None else start.info, logits)
+                          episode.reset_info, logits)

@@ -249,10 +249,9 @@ class TestInProcessApi:
         """step_values gives a running step's values, episode_values a finished episode's."""
         aggregator = StatsAggregator([StatSpec("x", "v"), StatSpec("x", "v", name="n", step="len",
                                                                    group_by="g")])
-        aggregator.custom("x", 4, None, {"v": 1.5, "g": "a"})
-        aggregator.custom("x", 4, 0, {"v": 2, "g": "a"})
-        aggregator.custom("x", 4, 0, {"v": 3, "g": "b"})
-        aggregator.custom("x", 4, 0, {"v": 4, "g": "b"})
+        for t, fields in ((None, {"v": 1.5, "g": "a"}), (0, {"v": 2, "g": "a"}),
+                          (0, {"v": 3, "g": "b"}), (0, {"v": 4, "g": "b"})):
+            aggregator.handle(Custom(name="x", episode=4, t=t, fields=fields))
         assert aggregator.step_values(4, None) == {"x.v": 1.5, "n": {"a": 1}}
         assert aggregator.step_values(4, 0) == {"x.v": 9, "n": {"a": 1, "b": 2}}
         assert aggregator.step_values(4, 1) == {}
