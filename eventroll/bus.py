@@ -2,13 +2,13 @@
 
 Every socket here is created by the process that uses it, inside that process.
 
-Wire protocol (multipart ZeroMQ messages; event frames are msgpack maps)::
+Wire protocol (multipart ZeroMQ messages)::
 
-  source  -> hub  ingress  ROUTER: [HEADER, event, ...]        reply on END/ACK: [b"ack", NEXT]
+  source  -> hub  ingress  ROUTER: [HEADER, BODY]             reply on END/ACK: [b"ack", NEXT]
   durable -> hub  durable  ROUTER: [b"register", name]         reply: [b"confirm"]
-  hub -> durable                 : [b"events", SEQ, HEADER, event, ...] | [b"fin", U64]
+  hub -> durable                 : [b"events", SEQ, HEADER, BODY] | [b"fin", U64]
   durable -> hub                 : [b"done", report]
-  hub     -> live PUB            : [b"events", SEQ, HEADER, event, ...] | [b"progress", map]
+  hub     -> live PUB            : [b"events", SEQ, HEADER, BODY] | [b"progress", map]
   driver  -> hub  control ROUTER : [request map]                reply: [reply map]
 
 HEADER carries the source's worker id, the worker sequence number (``wseq``) of
@@ -16,8 +16,11 @@ the first event, the number of events, steps and episode ends in the message,
 and flags (END marks the source's last message). SEQ is the global sequence
 number the hub gave the first event; the events of a message get consecutive
 numbers. NEXT is the wseq the hub expects next from that source, i.e. one past
-the last event it has forwarded. The hub forwards event frames untouched, so it
-never decodes them.
+the last event it has forwarded. BODY holds the message's events, one msgpack map
+after the other (a message without events, an END or ACK alone, has no BODY):
+one frame per message, however many events it carries, since every frame costs
+each socket on its way a system call. The hub forwards BODY untouched, so it
+never decodes it; a subscriber splits it (:func:`eventroll.codec.split_records`).
 """
 
 from __future__ import annotations
@@ -156,7 +159,7 @@ class Publisher:
         self._ctx = zmq.Context()
         self._sock = _socket(self._ctx, zmq.DEALER, SNDHWM=SOURCE_HWM)
         self._sock.connect(endpoint)
-        self._frames: list[bytes] = []
+        self._records: list[bytes] = []
         self._first_wseq = 0
         self._next_wseq = 0
         self._steps = 0
@@ -183,9 +186,9 @@ class Publisher:
         event.worker = self.worker
         event.wseq = self._next_wseq
         event.time = time.time()
-        frame = codec.encode(event.to_record())
-        self._frames.append(frame)
-        self._bytes += len(frame)
+        record = codec.encode(event.to_record())
+        self._records.append(record)
+        self._bytes += len(record)
         self._next_wseq += 1
         kind = event.KIND
         if kind == "step.batch":
@@ -195,15 +198,16 @@ class Publisher:
             self._aborted += bool(event.aborted)  # type: ignore[attr-defined]
 
     def flush(self, *, end: bool = False, ack: bool = False) -> None:
-        if not self._frames and not (end or ack):
+        records = self._records
+        if not records and not (end or ack):
             return
         flags = (FLAG_END if end else 0) | (FLAG_ACK if ack else 0)
         header = HEADER.pack(VERSION, flags, self.worker, self._first_wseq,
-                             len(self._frames), self._steps, self._episode_ends, self._aborted)
-        _send(self._sock, [header, *self._frames], self._stall_timeout,
-              f"worker {self.worker} sending to the hub", self._alive)
+                             len(records), self._steps, self._episode_ends, self._aborted)
+        _send(self._sock, [header, b"".join(records)] if records else [header],
+              self._stall_timeout, f"worker {self.worker} sending to the hub", self._alive)
         self._first_wseq = self._next_wseq
-        self._frames = []
+        self._records = []
         self._steps = self._episode_ends = self._aborted = self._bytes = 0
         self.last_flush = time.monotonic()
 
@@ -316,9 +320,9 @@ class Hub:
         identity, payload = frames[0], frames[1:]
         try:
             header = Header.unpack(payload[0] if payload else b"")
-            if header.n_events != len(payload) - 1:
-                raise CodecError(f"header announces {header.n_events} events, message has "
-                                 f"{len(payload) - 1}")
+            if len(payload) != (2 if header.n_events else 1):
+                raise CodecError(f"a message of {header.n_events} events has {len(payload)} "
+                                 f"frames, expected {2 if header.n_events else 1}")
         except CodecError as exc:
             self._reject(f"ingress: {exc}")
             return
@@ -331,7 +335,7 @@ class Hub:
                 f"worker {header.worker}", source.expected_wseq, header.first_wseq, "wseq"))
         if header.n_events:
             source.expected_wseq = header.last_wseq + 1
-            self._forward(payload)
+            self._forward(payload, header.n_events)
             self._report.steps += header.n_steps
             self._report.episode_ends += header.n_episode_ends
             self._report.aborted += header.n_aborted
@@ -340,8 +344,7 @@ class Hub:
         if header.flags & (FLAG_END | FLAG_ACK):
             self._ingress.send_multipart([identity, b"ack", U64.pack(source.expected_wseq)])
 
-    def _forward(self, payload: list[bytes]) -> None:
-        n_events = len(payload) - 1
+    def _forward(self, payload: list[bytes], n_events: int) -> None:
         frames = [b"events", SEQ.pack(self._seq), *payload]
         self._seq += n_events
         self._report.events += n_events
@@ -460,10 +463,12 @@ class HubClient:
 
 @dataclass(frozen=True)
 class Delivery:
-    """One message as a durable subscriber receives it."""
+    """One message as a durable subscriber receives it: ``n_events`` events, numbered
+    from ``first_seq``, in ``body`` (see the wire protocol above)."""
 
     first_seq: int
-    frames: list[bytes]
+    n_events: int
+    body: bytes
 
 
 class DurableSubscription:
@@ -488,10 +493,11 @@ class DurableSubscription:
         if frames[0] == b"fin" and len(frames) == 2:
             (self.total,) = U64.unpack(frames[1])
             return None
-        if frames[0] != b"events" or len(frames) < 3 or len(frames[1]) != SEQ.size:
+        if frames[0] != b"events" or len(frames) != 4 or len(frames[1]) != SEQ.size:
             raise CodecError(f"unexpected message from the hub: {frames[0]!r:.40}")
         (first_seq,) = SEQ.unpack(frames[1])
-        return Delivery(first_seq, frames[3:])  # frames[2] is the header the hub checked
+        header = Header.unpack(frames[2])  # checked by the hub
+        return Delivery(first_seq, header.n_events, frames[3])
 
     def done(self, report: dict[str, Any]) -> None:
         self._sock.send_multipart([b"done", codec.encode(report)])

@@ -170,6 +170,44 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
         raise CodecError(f"malformed msgpack ({type(exc).__name__}: {exc})") from exc
 
 
+def _no_value(code: int, payload: bytes) -> None:
+    return None
+
+
+@functools.lru_cache(maxsize=8)
+def _plain_kwargs(limits: Limits) -> dict[str, Any]:
+    """Unpacker options that leave numpy values out (None in their place)."""
+    return {**_unpack_kwargs(limits), "ext_hook": _no_value}
+
+
+def split_records(body: bytes, limits: Limits = DEFAULT_LIMITS, *,
+                  arrays: bool = True) -> list[tuple[Any, int]]:
+    """Decode msgpack values written one after the other (a bus message's BODY): each
+    value with the offset where its bytes end. With ``arrays=False`` numpy values
+    are not decoded (None in their place), for readers of the plain fields only:
+    a CartPole ``step.batch`` then takes a quarter of the time. Raises
+    :class:`CodecError` on anything malformed, a value cut short included."""
+    if len(body) > limits.max_message_bytes:
+        raise CodecError(f"message of {len(body)} bytes exceeds the limit of "
+                         f"{limits.max_message_bytes} bytes")
+    unpacker = msgpack.Unpacker(max_buffer_size=max(len(body), 1),
+                                **(_unpack_kwargs(limits) if arrays else _plain_kwargs(limits)))
+    unpacker.feed(body)
+    values = []
+    try:
+        for value in unpacker:
+            values.append((value, unpacker.tell()))
+    except CodecError:
+        raise
+    except Exception as exc:  # msgpack raises many types on garbage; all are ours to wrap
+        raise CodecError(f"malformed msgpack at byte {unpacker.tell()} "
+                         f"({type(exc).__name__}: {exc})") from exc
+    complete = values[-1][1] if values else 0  # (tell() may count a part of a cut value)
+    if complete != len(body):
+        raise CodecError(f"a value is cut short: it starts at byte {complete} of {len(body)}")
+    return values
+
+
 def stream_unpacker(limits: Limits = DEFAULT_LIMITS) -> msgpack.Unpacker:
     """An Unpacker for a stream of records (an event log), with the same checks."""
     return msgpack.Unpacker(max_buffer_size=limits.max_message_bytes, **_unpack_kwargs(limits))

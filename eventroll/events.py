@@ -215,6 +215,19 @@ def _fields_of(cls: type[Event]) -> tuple[FieldSpec, ...]:
 _FIELDS = {kind: _fields_of(cls) for kind, cls in EVENT_TYPES.items()}
 
 
+def envelope(record: Any) -> tuple[str, int, int]:
+    """The kind, worker and wseq of a decoded map, checked; the rest is not looked at."""
+    if not isinstance(record, dict):
+        raise EventError(f"an event must be a map, got {type(record).__name__}")
+    kind = record.get("kind")
+    if not (isinstance(kind, str) and kind in EVENT_TYPES):
+        raise EventError(f"unknown event kind {kind!r:.40}; known kinds: {', '.join(KINDS)}")
+    worker, wseq = record.get("worker"), record.get("wseq")
+    if not (_is_int(worker) and _is_int(wseq)):
+        raise EventError(f"{kind} event lacks an int 'worker' or 'wseq'")
+    return kind, int(worker), int(wseq)
+
+
 def from_record(record: Any) -> Event:
     """Check a decoded map against its kind and return the typed event."""
     if not isinstance(record, dict):

@@ -66,7 +66,7 @@ def size_of(path: str) -> int:
 
 def feed(recorder: Any, events: Any) -> None:
     for event in events:
-        recorder.handle(event, None)
+        recorder.handle(event)
     recorder.close()
 
 

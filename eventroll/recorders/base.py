@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, Union
 
 from eventroll import codec, events
-from eventroll.bus import DurableSubscription
+from eventroll.bus import Delivery, DurableSubscription
 from eventroll.errors import CodecError, EventError
 from eventroll.stream import SequenceChecker
 
@@ -25,15 +25,10 @@ class RecorderSpec:
 
 
 class Recorder(Protocol):
-    """Builds one artifact from events; the same object serves live and replay.
+    """Builds one artifact from typed events; the same object serves live and replay."""
 
-    A recorder whose class sets ``uses_raw = True`` also gets each event's encoded
-    record with ``seq`` added (the event log stores it); the others get None, which
-    spares them re-encoding every event.
-    """
-
-    def handle(self, event: events.Event, raw: bytes | None) -> None:
-        """Take one checked event (``seq`` set) and, if it uses it, its encoded record."""
+    def handle(self, event: events.Event) -> None:
+        """Take one checked event (``seq`` set)."""
 
     def tick(self) -> None:
         """Called after each message and when idle, for time-based flushing."""
@@ -42,12 +37,28 @@ class Recorder(Protocol):
         """Finish the artifact; return a short report."""
 
 
-def record_deliveries(recorder: Recorder, subscription: DurableSubscription) -> dict[str, Any]:
+class RecordRecorder(Protocol):
+    """Stores events as they were encoded (the event log): it gets each record's bytes
+    with ``seq`` added, and its kind; the numpy values are never decoded for it.
+    Its class sets ``takes_records = True``."""
+
+    takes_records: bool
+
+    def handle_record(self, kind: str, record: bytes) -> None:
+        """Take one encoded record whose envelope was checked."""
+
+    def tick(self) -> None: ...
+
+    def close(self) -> dict[str, Any]: ...
+
+
+def record_deliveries(recorder: Recorder | RecordRecorder,
+                      subscription: DurableSubscription) -> dict[str, Any]:
     """Feed every delivered event to ``recorder`` until the hub says the run is over."""
     checker = SequenceChecker()
     rejected: list[str] = []
     failure: str | None = None
-    uses_raw = getattr(recorder, "uses_raw", False)
+    takes_records = getattr(recorder, "takes_records", False)
     parent = os.getppid()
     while subscription.total is None:
         try:
@@ -57,42 +68,75 @@ def record_deliveries(recorder: Recorder, subscription: DurableSubscription) -> 
             continue
         if delivery is None:
             if failure is None:
-                failure = _handle(recorder, None, None)
+                failure = _handle(recorder, None)
             if os.getppid() != parent:  # the driver died: keep what was recorded, stop
                 rejected.append("the run's driver process died before the end of the run")
                 break
             continue
-        for offset, raw in enumerate(delivery.frames):
-            seq = delivery.first_seq + offset
-            try:
-                event = events.from_record(codec.decode(raw))
-            except (CodecError, EventError) as exc:
-                rejected.append(f"seq {seq}: {exc}")
-                continue
-            event.seq = seq
-            checker.observe(seq, event.worker, event.wseq)
+        for seq, item in _checked(delivery, takes_records, checker, rejected):
             if failure is None:
-                failure = _handle(recorder, event, codec.prepend_fields(raw, {"seq": seq})
-                                  if uses_raw else None)
+                failure = _handle(recorder, item, seq)
         if failure is None:
-            failure = _handle(recorder, None, None)
+            failure = _handle(recorder, None)
     checker.finish(subscription.total)
     return _report(recorder, failure, checker.errors + rejected[:100],
                    events=checker.next_seq, rejected=len(rejected))
 
 
-def _handle(recorder: Recorder, event: events.Event | None, raw: bytes | None) -> str | None:
+Item = Union[events.Event, tuple[str, bytes]]
+
+
+def _checked(delivery: Delivery, takes_records: bool, checker: SequenceChecker,
+             rejected: list[str]) -> Iterator[tuple[int, Item]]:
+    """The delivery's events in order, with their seq: typed events, or (kind, encoded
+    record with seq) for a recorder that takes records. What fails its checks is
+    left out and told in ``rejected``."""
+    first, body = delivery.first_seq, delivery.body
+    try:
+        records = codec.split_records(body, arrays=not takes_records)
+        if len(records) != delivery.n_events:
+            raise CodecError(f"its header announces {delivery.n_events} events, its body "
+                             f"holds {len(records)}")
+    except CodecError as exc:
+        rejected.append(f"the message of seq {first} to {first + delivery.n_events - 1}: {exc}")
+        return
+    start = 0
+    for offset, (record, end) in enumerate(records):
+        seq = first + offset
+        try:
+            if takes_records:
+                kind, worker, wseq = events.envelope(record)
+                item: Item = (kind, codec.prepend_fields(body[start:end], {"seq": seq}))
+            else:
+                item = events.from_record(record)
+                item.seq, worker, wseq = seq, item.worker, item.wseq
+        except (CodecError, EventError) as exc:
+            rejected.append(f"seq {seq}: {exc}")
+            continue
+        finally:
+            start = end
+        checker.observe(seq, worker, wseq)
+        yield seq, item
+
+
+def _handle(recorder: Any, item: Item | None, seq: int = -1) -> str | None:
     """Hand one event to the recorder (None: a tick); return the error that stops it."""
     try:
-        if event is None:
+        if item is None:
             recorder.tick()
+        elif isinstance(item, tuple):
+            recorder.handle_record(*item)
         else:
-            recorder.handle(event, raw)
+            recorder.handle(item)
     except Exception as exc:  # the artifact is incomplete from here; keep draining the bus
-        where = "" if event is None else f" at seq {event.seq} ({event.KIND})"
+        where = "" if item is None else f" at seq {seq} ({_kind(item)})"
         return (f"stopped recording{where}: {type(exc).__name__}: {exc}; the artifact holds what "
                 "was written before, and the event log holds everything")
     return None
+
+
+def _kind(item: Item) -> str:
+    return item[0] if isinstance(item, tuple) else item.KIND
 
 
 def _report(recorder: Recorder, failure: str | None, errors: list[str],
@@ -118,12 +162,12 @@ def recorder_main(factory: Callable[..., Recorder], kwargs: dict[str, Any], endp
 
 
 def replay(recorder: Recorder, event_log: str) -> dict[str, Any]:
-    """Build a recorder's artifact offline from an event log (``raw`` is None)."""
+    """Build a recorder's artifact offline from an event log."""
     from eventroll.recorders.eventlog import read_events
 
     try:
         for event in read_events(event_log):
-            recorder.handle(event, None)
+            recorder.handle(event)
     finally:
         report = recorder.close()
     return report

@@ -31,7 +31,7 @@ def header_record(run_id: str) -> dict[str, Any]:
 class EventLogRecorder:
     """Appends every event to the log; flushes at each episode end and every 100 ms."""
 
-    uses_raw = True
+    takes_records = True
 
     def __init__(self, path: str, run_id: str) -> None:
         self.path = path
@@ -42,11 +42,11 @@ class EventLogRecorder:
         self._last_flush = time.monotonic()
         self._records = 0
 
-    def handle(self, event: events.Event, raw: bytes) -> None:
-        self._file.write(raw)
+    def handle_record(self, kind: str, record: bytes) -> None:
+        self._file.write(record)
         self._records += 1
         self._dirty = True
-        if event.KIND == "episode.end":
+        if kind == "episode.end":
             self._flush()
 
     def tick(self) -> None:

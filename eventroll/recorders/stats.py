@@ -32,7 +32,7 @@ class StatsRecorder:
         self.path = path
         self._aggregator = StatsAggregator(specs)
 
-    def handle(self, event: events.Event, raw: bytes | None) -> None:
+    def handle(self, event: events.Event) -> None:
         self._aggregator.handle(event)
 
     def tick(self) -> None:

@@ -34,7 +34,7 @@ class TrajectoryRecorder:
         self._collector = TrajectoryCollector()
         self._writer: Any = None
 
-    def handle(self, event: events.Event, raw: bytes | None = None) -> None:
+    def handle(self, event: events.Event) -> None:
         if event.KIND == "run.start":
             self._writer = self._open(event)
         trajectory = self._collector.handle(event)

@@ -178,7 +178,7 @@ def run_episode(env: gym.Env, policy: Policy, episode: int, *, env_seed: int | N
     started = time.perf_counter()
     length, total, terminated, truncated = 0, 0.0, False, False
     exc: BaseException | None = None
-    where = "reset"
+    stepping = False  # where an error came from: the reset, or step ``length``
     with emitting(sink, episode) as emitter:  # record_event() calls go to this episode
         try:
             if agent_seed is not None:
@@ -193,8 +193,8 @@ def run_episode(env: gym.Env, policy: Policy, episode: int, *, env_seed: int | N
                 env.render()
             compute, step, emit = policy.compute_action, env.step, sink.step
             logits = None
+            stepping = True
             while not (terminated or truncated):
-                where = f"step {length}"
                 emitter.t = length
                 if record_logits:
                     action, logits = policy.compute_action_with_logits(
@@ -215,7 +215,8 @@ def run_episode(env: gym.Env, policy: Policy, episode: int, *, env_seed: int | N
         episode=episode, env_seed=env_seed, agent_seed=agent_seed, length=length, return_=total,
         terminated=bool(terminated), truncated=bool(truncated), aborted=exc is not None,
         wall_time=time.perf_counter() - started,
-        error=None if exc is None else f"episode {episode}, {where}: {type(exc).__name__}: {exc}")
+        error=None if exc is None else (f"episode {episode}, {f'step {length}' if stepping else 'reset'}: "
+                                        f"{type(exc).__name__}: {exc}"))
     sink.episode_end(summary, exc)
     return summary
 

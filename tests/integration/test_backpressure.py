@@ -20,7 +20,7 @@ class SlowRecorder:
     def __init__(self) -> None:
         self.count = 0
 
-    def handle(self, event: Any, raw: bytes | None) -> None:
+    def handle(self, event: Any) -> None:
         time.sleep(DELAY)
         self.count += 1
 

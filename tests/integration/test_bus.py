@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zmq
 
-from eventroll import bus, read_events
+from eventroll import bus, codec, read_events
 from eventroll.events import Custom, RunEnd
 from eventroll.recorders.eventlog import EventLogRecorder
 from eventroll.runners.session import RecorderSpec, RunSession, Timeouts
@@ -70,8 +70,13 @@ class TestHostileInput:
             raw.connect(session.endpoints.ingress)
             raw.send_multipart([b"garbage"])  # a header of the wrong size
             header = bus.HEADER.pack(bus.VERSION, 0, 9, 0, 2, 0, 0, 0)
-            raw.send_multipart([header, b"\xc1\xc1", b"\x81\xa4kind\xa4nope"])  # bad msgpack, bad kind
-            raw.send_multipart([header, b"only one"])  # count mismatch
+            raw.send_multipart([header, b"\xc1\xc1", b"\x81\xa4kind\xa4nope"])  # 2 bodies
+            one = bus.HEADER.pack(bus.VERSION, 0, 9, 0, 1, 0, 0, 0)
+            raw.send_multipart([one, b"\xc1\xc1"])  # bad msgpack
+            raw.send_multipart([bus.HEADER.pack(bus.VERSION, 0, 9, 1, 1, 0, 0, 0),
+                                b"\x81\xa4kind\xa4nope"])  # bad kind
+            good = codec.encode(Custom(name="lost", worker=9, wseq=2).to_record())
+            raw.send_multipart([bus.HEADER.pack(bus.VERSION, 0, 9, 2, 2, 0, 0, 0), good])  # 1 of 2
             raw.close()
             context.term()
             source = bus.Publisher(session.endpoints.ingress, 0, stall_timeout=5, ack_timeout=5)
@@ -82,6 +87,7 @@ class TestHostileInput:
             report = session.finish(run_end())
         assert report["rejected"] == 2
         recorder = report["durable"]["eventlog"]
-        assert recorder["rejected"] == 2
+        assert recorder["rejected"] == 3
         assert any("unknown event kind 'nope'" in e for e in recorder["errors"])
+        assert any("header announces 2 events, its body holds 1" in e for e in recorder["errors"])
         assert [e.KIND for e in read_events(path)] == ["custom", "run.end"]

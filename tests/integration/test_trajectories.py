@@ -169,8 +169,8 @@ class KillingTrajectoryRecorder(TrajectoryRecorder):
         super().__init__(path, **options)
         self._marker, self._after = marker, after
 
-    def handle(self, event, raw=None) -> None:
-        super().handle(event, raw)
+    def handle(self, event) -> None:
+        super().handle(event)
         writer = self._writer
         if writer is not None and writer.episodes >= self._after and event.KIND == "episode.end":
             with open(self._marker, "w") as file:

@@ -63,6 +63,52 @@ class TestRoundTrip:
         assert_same(event.to_record(), {k: v for k, v in decoded.to_record().items() if k != "seq"})
 
 
+class TestSplitRecords:
+    @given(st.lists(every_event, min_size=1, max_size=5))
+    def test_a_body_splits_into_its_records(self, batch):
+        """Events written one after the other decode one by one, each with where it ends;
+        without arrays the plain fields are the same and every numpy value is None."""
+        raws = [codec.encode(event.to_record()) for event in batch]
+        body = b"".join(raws)
+        ends = list(np.cumsum([len(raw) for raw in raws]))
+        full = codec.split_records(body)
+        assert [end for _, end in full] == ends
+        for (record, _), event in zip(full, batch):
+            assert_same(event.to_record(), record)
+        for (plain, _), (record, _) in zip(codec.split_records(body, arrays=False), full):
+            assert events.envelope(plain) == (record["kind"], record["worker"], record["wseq"])
+            assert plain["kind"] == record["kind"] and list(plain) == list(record)
+            for key, value in record.items():
+                if isinstance(value, (np.ndarray, np.generic)):
+                    assert plain[key] is None
+
+    @given(st.lists(every_event, min_size=1, max_size=3), st.data())
+    def test_a_body_cut_short_is_refused(self, batch, data):
+        """A body cut anywhere inside a record raises CodecError, with the byte it stopped at."""
+        body = b"".join(codec.encode(event.to_record()) for event in batch)
+        ends = set(np.cumsum([len(codec.encode(e.to_record())) for e in batch]).tolist())
+        cut = data.draw(st.integers(min_value=1, max_value=len(body) - 1).filter(
+            lambda n: n not in ends))
+        with pytest.raises(CodecError, match="cut short: it starts at byte"):
+            codec.split_records(body[:cut])
+
+    @given(st.binary(max_size=200))
+    def test_garbage_raises_only_codec_error(self, data):
+        """Any bytes split into values or raise CodecError, with or without arrays."""
+        for with_arrays in (True, False):
+            try:
+                codec.split_records(data, arrays=with_arrays)
+            except CodecError:
+                pass
+
+    def test_envelope_names_what_is_wrong(self):
+        """The envelope check refuses unknown kinds and a missing worker or wseq."""
+        with pytest.raises(EventError, match="unknown event kind 'nope'"):
+            events.envelope({"kind": "nope", "worker": 0, "wseq": 0})
+        with pytest.raises(EventError, match="lacks an int 'worker' or 'wseq'"):
+            events.envelope({"kind": "custom", "worker": 0})
+
+
 class TestRefusals:
     @pytest.mark.parametrize("value", [object(), {1, 2}, np.array([object()]), 2**70, print])
     def test_encode_refuses_what_it_cannot_describe(self, value):

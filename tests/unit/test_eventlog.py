@@ -18,7 +18,8 @@ def log_path(tmp_path):
     for seq in range(5):
         event = EpisodeStart(episode=seq, env_seed=seq, agent_seed=seq,
                              observation=np.arange(4, dtype=np.float32) + seq, worker=0, wseq=seq)
-        recorder.handle(event, codec.prepend_fields(codec.encode(event.to_record()), {"seq": seq}))
+        recorder.handle_record(event.KIND, codec.prepend_fields(codec.encode(event.to_record()),
+                                                                {"seq": seq}))
     recorder.close()
     return path
 
