@@ -235,7 +235,7 @@ def _split_map_header(data: bytes) -> tuple[int, int]:
     raise CodecError("record is not a msgpack map")
 
 
-def prepend_fields(encoded_map: bytes, fields: dict[str, Any]) -> bytes:
+def prepend_fields(encoded_map: bytes | memoryview, fields: dict[str, Any]) -> bytes:
     """Return an encoded map with ``fields`` added in front, without re-encoding it.
 
     The caller guarantees that the keys of ``fields`` are not in the map.

@@ -228,8 +228,12 @@ def envelope(record: Any) -> tuple[str, int, int]:
     return kind, int(worker), int(wseq)
 
 
-def from_record(record: Any) -> Event:
-    """Check a decoded map against its kind and return the typed event."""
+def from_record(record: Any, *, arrays: bool = True) -> Event:
+    """Check a decoded map against its kind and return the typed event.
+
+    ``arrays=False``: the map was decoded without its numpy values (None in their
+    place, :func:`eventroll.codec.split_records`), so the step columns are not checked.
+    """
     if not isinstance(record, dict):
         raise EventError(f"an event must be a map, got {type(record).__name__}")
     kind = record.get("kind")
@@ -252,7 +256,7 @@ def from_record(record: Any) -> Event:
             raise EventError(f"{kind} event field 'seq' should be int")
         values["seq"] = record["seq"]
     event = cls(**values)
-    if isinstance(event, StepBatch):
+    if arrays and isinstance(event, StepBatch):
         _check_step_batch(event)
     return event
 

@@ -24,6 +24,8 @@ class StatsRecorder:
     takes (keep them plain mappings when the recorder runs in its own process).
     """
 
+    array_kinds = frozenset({"custom"})  # custom fields may be numpy values; nothing else is read
+
     def __init__(self, path: str, specs: Any = ()) -> None:
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):

@@ -47,7 +47,8 @@ class StatsEnv(gym.Env):
         t, seed = self._t, self._seed
         record_event("tick", value=t)
         record_event("tick", value=seed)
-        record_event("part", kind="a" if t % 2 == 0 else "b", value=t * seed)
+        # a numpy value: the stats recorder must decode the arrays of custom events
+        record_event("part", kind="a" if t % 2 == 0 else "b", value=np.int64(t * seed))
         self._t += 1
         terminated = self._t >= 2 + seed % 3
         return np.full(1, self._t, dtype=np.float32), float(t + 1), terminated, False, {}
