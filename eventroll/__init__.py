@@ -38,6 +38,12 @@ _EXPORTS = {
     "record_event": "eventroll.custom",
     "replay_stats": "eventroll.stats",
     "read_events": "eventroll.recorders.eventlog",
+    "reexecute": "eventroll.reexecution",
+    "render_episode": "eventroll.rendering",
+    "replay_run": "eventroll.recording",
+    "subscribe": "eventroll.live",
+    "summarize": "eventroll.inspection",
+    "validate_event_log": "eventroll.validation",
     "run_interaction_loop": "eventroll.runners.loop",
 }
 

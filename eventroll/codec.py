@@ -208,9 +208,11 @@ def split_records(body: bytes, limits: Limits = DEFAULT_LIMITS, *,
     return values
 
 
-def stream_unpacker(limits: Limits = DEFAULT_LIMITS) -> msgpack.Unpacker:
-    """An Unpacker for a stream of records (an event log), with the same checks."""
-    return msgpack.Unpacker(max_buffer_size=limits.max_message_bytes, **_unpack_kwargs(limits))
+def stream_unpacker(limits: Limits = DEFAULT_LIMITS, *, arrays: bool = True) -> msgpack.Unpacker:
+    """An Unpacker for a stream of records (an event log), with the same checks;
+    ``arrays=False`` leaves numpy values out, as :func:`split_records` does."""
+    return msgpack.Unpacker(max_buffer_size=limits.max_message_bytes,
+                            **(_unpack_kwargs(limits) if arrays else _plain_kwargs(limits)))
 
 
 def _map_header(n: int) -> bytes:

@@ -5,18 +5,30 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
+from typing import IO, Any
 
 
 def write_atomic(path: str, text: str, *, durable: bool = True) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one:
-    a temporary file in the same directory, renamed over ``path``. ``durable`` also
-    fsyncs the file and the directory (skip it for files rewritten many times a second)."""
+    """Write ``text`` to ``path`` so that readers see the old file or the whole new one
+    (:func:`replacing`)."""
+    with replacing(path, durable=durable) as file:
+        file.write(text)
+
+
+@contextlib.contextmanager
+def replacing(path: str, *, binary: bool = False, durable: bool = True) -> Iterator[IO[Any]]:
+    """A temporary file in ``path``'s directory, renamed over ``path`` once written
+    whole (removed if the writing fails): readers see the old file or the whole new
+    one. ``durable`` also fsyncs the file and the directory (skip it for files
+    rewritten many times a second)."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
                                      suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})
+                       ) as file:
+            yield file
             if durable:
                 file.flush()
                 os.fsync(file.fileno())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -183,3 +184,45 @@ class Recording:
         if self.publisher is not None:
             self.publisher.close()
         self._session.close()
+
+
+def replay_run(run_dir: str, out_dir: str, *, layout: str = "flat") -> dict[str, Any]:
+    """Rebuild a run's trajectories and statistics into ``out_dir`` from its event log
+    alone, with the recording options the run had (from its ``run.start``); each event
+    is decoded once and handed to both recorders. Returns their reports, with the
+    steps and events read and the wall time."""
+    from eventroll.recorders.eventlog import read_events
+
+    log = os.path.join(run_dir, EVENT_LOG)
+    if not os.path.isfile(log):
+        raise ConfigError(f"{run_dir} has no {EVENT_LOG} to replay (give a run directory "
+                          "recorded with runner.record_event_logs=true)")
+    events = read_events(log)
+    started = time.perf_counter()
+    first = next(events, None)
+    if first is None or first.KIND != "run.start":
+        raise ConfigError(f"{log} does not begin with run.start; it cannot be replayed")
+    recorded = dict(first.config.get("recording") or {})
+    options = RecordingOptions.from_config(recorded, event_log=False, trajectory=True,
+                                           stats=True, layout=layout)
+    os.makedirs(out_dir, exist_ok=True)
+    taken = [name for name in (TRAJECTORIES, MINARI_DIR, STATS)
+             if os.path.exists(os.path.join(out_dir, name))]
+    if taken:
+        raise ConfigError(f"{out_dir} already holds {', '.join(taken)}; replay into another "
+                          "directory or remove them")
+    recorders = {spec.name: spec.factory(**spec.kwargs)
+                 for spec in recorder_specs(options, out_dir, first.run_id, first.env)}
+    steps = count = 0
+    try:
+        for event in itertools.chain([first], events):
+            count += 1
+            if event.KIND == "step.batch":
+                steps += event.n
+            for recorder in recorders.values():
+                recorder.handle(event)
+    finally:
+        reports = {name: recorder.close() for name, recorder in recorders.items()}
+    return {"recorders": reports, "events": count, "steps": steps,
+            "wall_time": time.perf_counter() - started}
+

@@ -1,42 +1,51 @@
-"""The ``eventroll`` command line."""
+"""The ``eventroll`` command line: one module per command in this package, each with
+a ``HELP`` text and ``command(args) -> exit status``."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 from eventroll import __version__
 
-USAGE = f"""\
-eventroll {__version__}: event-sourced rollouts for reinforcement learning
+# command -> (module in eventroll.cli, one line of help)
+COMMANDS = {
+    "run": ("run", "roll out a policy in an env and record every event"),
+    "watch": ("watch", "a live dashboard of a run, running or finished"),
+    "tail": ("tail", "a run's events as JSON lines, filtered; --follow for new ones"),
+    "replay": ("replay", "rebuild a run's trajectories and statistics from its event log"),
+    "rerun": ("rerun", "re-execute recorded episodes and report the first difference"),
+    "render": ("render", "render a recorded episode to a GIF"),
+    "inspect": ("inspect_", "summarise an event log, an HDF5 file or a run directory"),
+    "export": ("export", "export a run as a Minari dataset (export minari RUN_DIR ...)"),
+    "validate": ("validate", "check an event log against the schemas, sequence and counts"),
+}
 
-usage: eventroll COMMAND [ARGS]
 
-commands:
-  run [KEY=VALUE ...]   roll out a policy in an env and record every event
-                        (`eventroll run --help` lists the keys)
-
-options:
-  -h, --help            show this help
-  --version             print the version
-"""
+def usage() -> str:
+    lines = [f"eventroll {__version__}: event-sourced rollouts for reinforcement learning", "",
+             "usage: eventroll COMMAND [ARGS]   (eventroll COMMAND --help for each)", "",
+             "commands:"]
+    lines += [f"  {name:10s}{summary}" for name, (_, summary) in COMMANDS.items()]
+    lines += ["", "options:", "  -h, --help  show this help", "  --version   print the version"]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
-        print(USAGE, end="")
+        print(usage(), end="")
         return 0 if args else 2
     if args[0] == "--version":
         print(__version__)
         return 0
     command, rest = args[0], args[1:]
-    if command == "run":
-        from eventroll.cli.run import run_command
-
-        return run_command(rest)
-    print(f"eventroll: error: unknown command {command!r}; commands: run "
-          "(see `eventroll --help`)", file=sys.stderr)
-    return 2
+    if command not in COMMANDS:
+        print(f"eventroll: error: unknown command {command!r}; commands: "
+              f"{', '.join(COMMANDS)} (see `eventroll --help`)", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"eventroll.cli.{COMMANDS[command][0]}")
+    return module.command(rest)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ Keys:
   runner.record_event_logs=true  write events.msgpack
   runner.record_trajectory=true  write trajectories.h5 (or a Minari dataset, see recording.layout)
   runner.n_processes=2         parallel workers (parallel runner)
-  runner.render=false          render each step (sequential runner)
+  runner.render=false          render each step in a window (sequential: every episode;
+                               parallel: worker 0's episodes only, the others run unslowed)
   seeding.env_base_seed=N      episode seeds derive from the base seeds (null: random, recorded)
   seeding.agent_base_seed=N
   seeding.explicit_env_seeds=[1,2,3]    one seed per episode (the run has min(n_episodes, len) episodes)
@@ -147,7 +148,7 @@ def stats_table(path: str) -> Any:
     return Group(summary, custom)
 
 
-def run_command(args: list[str]) -> int:
+def command(args: list[str]) -> int:
     if any(a in ("-h", "--help") for a in args):
         print(HELP, end="")
         return 0

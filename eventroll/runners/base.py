@@ -107,6 +107,14 @@ def _make_probe(factory: EnvFactory, render_mode: str | None) -> gym.Env:
                           f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
 
 
+def _env_source(factory: EnvFactory) -> str:
+    """How the env was given: by ``name`` or as a ``factory`` (both rebuilt from ``run.start``
+    by :mod:`eventroll.reexecution`), or as an ``object`` (which cannot be)."""
+    if factory.env is not None:
+        return "object"
+    return "factory" if factory.factory is not None else "name"
+
+
 @dataclass
 class RunPlan:
     """Everything a runner decided before the first episode."""
@@ -132,6 +140,7 @@ class RolloutRunner:
 
     runner_name = "base"
     uses_worker_processes = False
+    render = False  # runner.render: show episodes in a window (each runner says which)
 
     def __init__(self, n_episodes: int = 100, max_episode_steps: int | None = None,
                  deterministic: bool = False, record_trajectory: bool = True,
@@ -176,7 +185,15 @@ class RolloutRunner:
         return 1
 
     def _render_mode(self) -> str | None:
+        """The render mode of the env built in this process (the probe)."""
         return None
+
+    def _check_render(self, probe: gym.Env, label: str) -> None:
+        """With ``render``, fail before the run if the env cannot render to a window."""
+        modes = probe.metadata.get("render_modes", [])
+        if self.render and "human" not in modes:
+            raise ConfigError(f"runner.render=true, but env {label!r} has no 'human' render mode "
+                              f"(its render_modes: {list(modes)}); set runner.render=false")
 
     def _worker_processes(self, plan: RunPlan, session: RunSession) -> list[ProcessSpec]:
         """The worker processes to start with the session (none: episodes run here)."""
@@ -202,6 +219,7 @@ class RolloutRunner:
         probe = _make_probe(factory, self._render_mode())
         owns_probe = factory.env is None
         try:
+            self._check_render(probe, factory.label)
             policy = build_policy(agent, probe.observation_space, probe.action_space)
             if self.recording.logits:
                 check_gives_logits(policy, "recording.logits=true", "recording.logits=false")
@@ -238,6 +256,7 @@ class RolloutRunner:
         with RunSession(self._recorders(plan), timeouts=self.timeouts,
                         start_method=self.start_method) as session:
             session.start(self._worker_processes(plan, session))
+            session.announce(plan.run_dir, plan.run_id)
             session.emit(self._run_start(plan))
             session.go()
             self.progress.start(plan.seeds.n_episodes)
@@ -303,6 +322,7 @@ class RolloutRunner:
                 "recording": recording,
                 "wrappers": {path: kwargs for path, kwargs in plan.env.wrappers},
                 "policy": agent if agent is not None else "random",
+                "env_source": _env_source(plan.env),
                 "seeding": self._seeding_config(plan.seeds)}
 
     def _seeding_config(self, seeds: Seeds) -> dict[str, Any]:

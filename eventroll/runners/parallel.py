@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from typing import Any
 
@@ -22,6 +23,9 @@ class ParallelRunner(RolloutRunner):
 
     Each worker builds its own env and policy; env and agent therefore travel to
     the workers by name, as picklable factories or as picklable objects.
+    With ``render``, worker 0 alone builds its env with ``render_mode="human"`` and
+    renders each step: a window shows that worker's episodes, and the other workers
+    run at full speed.
     """
 
     runner_name = "parallel"
@@ -29,12 +33,14 @@ class ParallelRunner(RolloutRunner):
 
     def __init__(self, n_episodes: int = 100, max_episode_steps: int | None = None,
                  deterministic: bool = False, record_trajectory: bool = True,
-                 record_event_logs: bool = True, n_processes: int = 2, **options: Any) -> None:
+                 record_event_logs: bool = True, n_processes: int = 2, render: bool = False,
+                 **options: Any) -> None:
         if not isinstance(n_processes, int) or isinstance(n_processes, bool) or n_processes < 1:
             raise ConfigError(f"runner.n_processes must be an integer >= 1, got {n_processes!r}")
         super().__init__(n_episodes, max_episode_steps, deterministic, record_trajectory,
                          record_event_logs, **options)
         self.n_processes = n_processes
+        self.render = render
 
     @property
     def n_workers(self) -> int:
@@ -58,8 +64,10 @@ class ParallelRunner(RolloutRunner):
         counter = session.context.Value("q", 0)
         settings = EpisodeSettings(plan.seeds.env, plan.seeds.agent, self.deterministic, False,
                                    self.batch_steps, self.flush_interval, self.recording.logits)
+        rendering = dataclasses.replace(settings, render=True)  # worker 0's, with render
         return [ProcessSpec(f"eventroll-worker-{worker}", worker_main, (WorkerSpec(
-                    worker, session.endpoints.ingress, plan.env, plan.agent, n, counter, settings,
+                    worker, session.endpoints.ingress, plan.env, plan.agent, n, counter,
+                    rendering if self.render and worker == 0 else settings,
                     session.go_event, self.timeouts.start, self.timeouts.stall,
                     self.timeouts.finish),))
                 for worker in range(min(self.n_processes, n))]

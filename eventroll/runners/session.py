@@ -11,7 +11,9 @@ Every process it starts is reaped when it closes, with a timeout and then a kill
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 import shutil
 import tempfile
 import time
@@ -23,6 +25,7 @@ from typing import Any
 from eventroll import bus, codec
 from eventroll.errors import BusError
 from eventroll.events import Event
+from eventroll.live import announce
 from eventroll.recorders.base import RecorderSpec, recorder_main
 
 
@@ -85,6 +88,7 @@ class RunSession:
         self._client: bus.HubClient | None = None
         self.driver: bus.Publisher | None = None
         self._live: bus.LiveSubscription | None = None
+        self._bus_file: str | None = None
         self._finished = False
 
     def start(self, workers: list[ProcessSpec] = ()) -> None:
@@ -98,6 +102,11 @@ class RunSession:
     def go(self) -> None:
         """Let the workers begin."""
         self.go_event.set()
+
+    def announce(self, run_dir: str, run_id: str) -> None:
+        """Tell live subscribers where the run is (``bus.json`` in ``run_dir``, until
+        :meth:`close`)."""
+        self._bus_file = announce(run_dir, self.endpoints.live, run_id)
 
     def _spawn(self, name: str, target: Any, args: tuple) -> BaseProcess:
         process = self.context.Process(target=target, args=args, name=name, daemon=True)
@@ -179,6 +188,10 @@ class RunSession:
         return report
 
     def close(self) -> None:
+        if self._bus_file is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._bus_file)
+            self._bus_file = None
         for endpoint in (self.driver, self._live, self._client):
             if endpoint is not None:
                 endpoint.close()

@@ -22,7 +22,7 @@ class EpisodeSettings:
     env_seeds: list[int]
     agent_seeds: list[int]
     deterministic: bool = False
-    render: bool = False
+    render: bool = False  # a worker process then builds its env with render_mode="human"
     batch_steps: int = 64
     flush_interval: float = 0.05
     record_logits: bool = False
@@ -92,7 +92,7 @@ def worker_main(spec: WorkerSpec) -> None:
         publisher.add(WorkerStart(pid=pid))
         publisher.flush()
         try:
-            env = spec.env()
+            env = spec.env(render_mode="human" if spec.settings.render else None)
             policy = build_policy(spec.agent, env.observation_space, env.action_space)
         except Exception as exc:  # report to the run, then end this worker's stream cleanly
             publisher.add(worker_error(pid, None, exc))

@@ -26,6 +26,7 @@ from referencing import Registry, Resource
 from eventroll import ParallelRunner, SequentialRunner, codec
 from eventroll.events import ENVELOPE, EVENT_TYPES, Custom, Event, WorkerError
 from eventroll.recorders.eventlog import EventLogReader
+from eventroll.validation import json_view
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 SEEDS = dict(env_base_seed=1, agent_base_seed=2)
@@ -34,21 +35,6 @@ RUNNER_KINDS = {"run.start", "run.end", "worker.start", "worker.end", "worker.er
 
 
 # -- the JSON view and the validators ----------------------------------------------
-
-def json_view(value: Any) -> Any:
-    """A decoded record as the schemas see it (the convention of common.schema.json)."""
-    if isinstance(value, np.ndarray):
-        return {"__ndarray__": {"dtype": value.dtype.str, "shape": list(value.shape)}}
-    if isinstance(value, np.generic):
-        return {"__npscalar__": {"dtype": value.dtype.str}}
-    if isinstance(value, bytes):
-        return {"__bytes__": {"size": len(value)}}
-    if isinstance(value, dict):
-        return {key: json_view(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_view(item) for item in value]
-    return value
-
 
 @cache
 def schemas() -> dict[str, dict[str, Any]]:

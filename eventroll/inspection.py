@@ -1,0 +1,346 @@
+"""Summaries of eventroll artifacts, and a plot of the return of each episode.
+
+:func:`summarize` takes a run directory, an event log (``events.msgpack``) or a
+flat trajectory file (``trajectories.h5``) and returns a plain dict: run id,
+env, spaces, episodes and steps, episodes by status, return and length
+summaries, seeds, per-worker counts and the problems found. An event log is
+read with the checks of :mod:`eventroll.validation` but the JSON Schemas, so a
+damaged log is summarised as far as it can be read. :func:`plot_returns`
+draws the returns as a PNG (with Pillow).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from eventroll.errors import EventrollError
+from eventroll.events import EpisodeEnd, RunStart
+from eventroll.recorders.eventlog import FILE_NAME as EVENT_LOG
+from eventroll.spaces import space_from_description
+from eventroll.stats import summarize as summary_of
+from eventroll.trajectories.flat import FILE_NAME as TRAJECTORIES
+from eventroll.trajectories.record import STATUSES
+from eventroll.validation import (HDF5_SIGNATURE, EpisodeTrack, InputError, LogChecker, Report,
+                                  event_log_path, read_log)
+
+STATS = "stats.json"
+RUN_FILES = ("config.yaml", EVENT_LOG, TRAJECTORIES, STATS, "run.jsonl")
+PLOT_NAME = "returns.png"
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One ended episode, as a summary counts it."""
+
+    index: int
+    worker: int
+    status: str
+    length: int
+    return_: float
+    env_seed: int | None
+    agent_seed: int | None
+
+
+@dataclass
+class Inspection:
+    """A summary (a plain dict) and the (episode index, return) of each ended episode."""
+
+    summary: dict[str, Any]
+    returns: list[tuple[int, float]]
+
+
+def summarize(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The summary of a run directory, an event log or a flat trajectory file."""
+    return inspect_artifact(path).summary
+
+
+def inspect_artifact(path: str | os.PathLike[str]) -> Inspection:
+    """Summarise the artifact at ``path``; raises :class:`InputError` if it is none."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        summary, episodes = _run_directory(path)
+    elif artifact_kind(path) == "trajectories":
+        summary, episodes = _trajectories(path)
+    else:
+        summary, episodes = _event_log(path)
+    returns = sorted((e.index, e.return_) for e in episodes)
+    return Inspection(summary, returns)
+
+
+def artifact_kind(path: str) -> str:
+    """``event log`` or ``trajectories`` (an HDF5 file), by the file's first bytes."""
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: no such file or directory; pass a run directory, an event "
+                         f"log ({EVENT_LOG}) or a trajectory file ({TRAJECTORIES})")
+    with open(path, "rb") as file:
+        start = file.read(len(HDF5_SIGNATURE))
+    return "trajectories" if start == HDF5_SIGNATURE else "event log"
+
+
+# -- the artifacts ----------------------------------------------------------------------
+
+def _event_log(path: str) -> tuple[dict[str, Any], list[Episode]]:
+    report = Report(path)
+    checker = LogChecker(report, schemas=False)
+    for offset, record in read_log(path, report):
+        checker.check(offset, record)
+    checker.finish()
+    start, end = checker.run_start, checker.run_end
+    episodes = [_ended(track, track.end, start) for track in checker.episodes.values()
+                if track.end is not None]
+    fields = {
+        "artifact": "event log", "run_id": report.header.get("run_id"),
+        "env": start.env if start else None, "runner": start.runner if start else None,
+        "n_workers": start.n_workers if start else None,
+        "run_status": end.status if end else "unfinished",
+        "episodes_planned": start.n_episodes if start else None,
+        "episodes_without_end": sum(t.started and t.end is None
+                                    for t in checker.episodes.values()),
+        "steps": checker.steps,
+        "observation_space": _space_text(start.observation_space) if start else None,
+        "action_space": _space_text(start.action_space) if start else None,
+        "records": report.records, "bytes": report.size, "unread_bytes": report.unread_bytes,
+    }
+    return _summary(path, fields, episodes, [str(p) for p in report.problems]), episodes
+
+
+def _ended(track: EpisodeTrack, end: EpisodeEnd, start: RunStart | None) -> Episode:
+    """An ended episode of a log; seeds from run.start for one whose reset failed."""
+    seeds = (track.env_seed, track.agent_seed)
+    if not track.started and start is not None:
+        seeds = tuple(_item(start_seeds, track.index)
+                      for start_seeds in (start.env_seeds, start.agent_seeds))
+    return Episode(track.index, end.worker, end.status, end.length, float(end.return_), *seeds)
+
+
+def _item(values: list, index: int) -> Any:
+    return values[index] if 0 <= index < len(values) else None
+
+
+def _space_text(description: dict[str, Any]) -> str:
+    try:
+        return str(space_from_description(description))
+    except (EventrollError, KeyError, TypeError, ValueError):
+        return f"{description.get('type', 'unknown')} (not rebuilt)"
+
+
+def _trajectories(path: str) -> tuple[dict[str, Any], list[Episode]]:
+    import h5py
+
+    from eventroll.trajectories.flat import INDEX, NO_SEED, open_trajectories
+
+    with open_trajectories(path) as file:
+        head = {"artifact": "trajectories", "run_id": file.run_id, "env": file.env,
+                "observation_space": str(file.observation_space),
+                "action_space": str(file.action_space)}
+    with h5py.File(path, "r", swmr=True) as raw:
+        count = min(raw["episodes"][name].shape[0] for name in INDEX)
+        column = {name: raw["episodes"][name][:count].tolist() for name in INDEX}
+        rows = raw["rewards"].shape[0]
+    seed = {name: [None if s == NO_SEED else s for s in column[name]]
+            for name in ("env_seed", "agent_seed")}
+    episodes = [Episode(*values) for values in zip(
+        column["index"], column["worker"], [STATUSES[s] for s in column["status"]],
+        column["length"], column["return"], seed["env_seed"], seed["agent_seed"])]
+    problems = _trajectory_problems(column, rows)
+    head.update(steps=sum(column["length"]), bytes=os.path.getsize(path))
+    return _summary(path, head, episodes, problems), episodes
+
+
+def _trajectory_problems(column: dict[str, list], rows: int) -> list[str]:
+    problems = []
+    repeated = sorted(index for index, n in Counter(column["index"]).items() if n > 1)
+    if repeated:
+        problems.append(f"episodes recorded more than once: {repeated[:20]}")
+    ends = [start + length for start, length in zip(column["start"], column["length"])]
+    if ends and max(ends) > rows:
+        problems.append(f"the episode index points at step rows up to {max(ends)}, the step "
+                        f"datasets hold {rows} rows")
+    return problems
+
+
+def _run_directory(path: str) -> tuple[dict[str, Any], list[Episode]]:
+    log, trajectories = os.path.join(path, EVENT_LOG), os.path.join(path, TRAJECTORIES)
+    if os.path.isfile(log):
+        summary, episodes = _event_log(event_log_path(path))
+    elif os.path.isfile(trajectories):
+        summary, episodes = _trajectories(trajectories)
+    else:
+        raise InputError(f"{path} holds neither {EVENT_LOG} nor {TRAJECTORIES}: not a run "
+                         "directory; pass a run directory, an event log or a trajectory file")
+    summary.update(path=path, artifact="run directory",
+                   files={name: os.path.getsize(os.path.join(path, name)) for name in RUN_FILES
+                          if os.path.isfile(os.path.join(path, name))})
+    if summary.get("run_status") not in (None, "unfinished"):  # the files are complete
+        summary["problems"] += _disagreements(path, summary)
+    return summary, episodes
+
+
+def _disagreements(path: str, summary: dict[str, Any]) -> list[str]:
+    """Where trajectories.h5 and stats.json disagree with the event log's counts."""
+    from eventroll.stats import Statistics
+    from eventroll.trajectories.flat import open_trajectories
+
+    statuses, problems = summary["statuses"], []
+    completed = summary["episodes"] - statuses["aborted"]
+    try:
+        if os.path.isfile(os.path.join(path, TRAJECTORIES)):
+            with open_trajectories(path) as file:
+                if len(file) != summary["episodes"]:
+                    problems.append(f"{TRAJECTORIES} holds {len(file)} episodes, {EVENT_LOG} "
+                                    f"{summary['episodes']} episode.end records")
+        if os.path.isfile(os.path.join(path, STATS)):
+            stats = Statistics.load(os.path.join(path, STATS))
+            counted = stats.get_stats_value("episode_count")
+            if counted != completed:
+                problems.append(f"{STATS} counts {counted} episodes, {EVENT_LOG} holds "
+                                f"{completed} episodes not aborted")
+    except (EventrollError, OSError, ValueError, KeyError) as exc:
+        problems.append(f"cannot read the run's other files: {exc}")
+    return problems
+
+
+# -- the summary ----------------------------------------------------------------------
+
+def _summary(path: str, fields: dict[str, Any], episodes: list[Episode],
+             problems: list[str]) -> dict[str, Any]:
+    """The summary dict: ``fields`` and what the ended episodes add up to."""
+    statuses = Counter(e.status for e in episodes)
+    return {
+        "path": path, **fields, "episodes": len(episodes),
+        "statuses": {status: statuses[status] for status in STATUSES},
+        "return": summary_of([e.return_ for e in episodes]),
+        "length": summary_of([e.length for e in episodes]),
+        "seeds": {"env": _seeds(e.env_seed for e in episodes),
+                  "agent": _seeds(e.agent_seed for e in episodes)},
+        "per_worker": _per_worker(episodes),
+        "problems": problems,
+    }
+
+
+def _seeds(seeds: Iterable[int | None]) -> dict[str, Any]:
+    """How many seeds, how many distinct, their range, and how many episodes had none."""
+    seeds = list(seeds)
+    given = [s for s in seeds if s is not None]
+    return {"count": len(given), "distinct": len(set(given)), "none": len(seeds) - len(given),
+            "min": min(given, default=None), "max": max(given, default=None)}
+
+
+def _per_worker(episodes: list[Episode]) -> dict[str, dict[str, int]]:
+    workers: dict[str, dict[str, int]] = {}
+    for episode in sorted(episodes, key=lambda e: e.worker):
+        counts = workers.setdefault(str(episode.worker), {"episodes": 0, "steps": 0, "aborted": 0})
+        counts["episodes"] += 1
+        counts["steps"] += episode.length
+        counts["aborted"] += episode.status == "aborted"
+    return workers
+
+
+# -- the plot -------------------------------------------------------------------------
+
+PLOT_SIZE = (800, 450)
+MARGINS = (80, 48, 28, 60)  # left, top, right, bottom, in pixels
+INK, GRID, LINE = (30, 30, 30), (228, 228, 228), (31, 119, 180)
+MAX_MARKERS = 500
+
+
+@dataclass(frozen=True)
+class _Axis:
+    """A linear map from values low..high to pixels first..last, and its tick values."""
+
+    low: float
+    high: float
+    first: float
+    last: float
+    ticks: tuple[float, ...]
+
+    def pixel(self, value: float) -> float:
+        return self.first + (value - self.low) / (self.high - self.low) * (self.last - self.first)
+
+
+def _axis(values: list[float], first: float, last: float, *, integer: bool = False) -> _Axis:
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    if high == low:
+        low, high = low - 1, high + 1
+    step = _tick_step((high - low) / 5, integer)
+    low, high = math.floor(low / step) * step, math.ceil(high / step) * step
+    ticks = tuple(low + k * step for k in range(round((high - low) / step) + 1))
+    return _Axis(low, high, first, last, ticks)
+
+
+def _tick_step(rough: float, integer: bool) -> float:
+    """The smallest 1, 2 or 5 times a power of ten that is at least ``rough``."""
+    magnitude = 10 ** math.floor(math.log10(rough))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= rough)
+    return max(step, 1) if integer else step
+
+
+def _label(value: float) -> str:
+    return f"{value + 0.0:.6g}"  # + 0.0 turns -0.0 into 0.0
+
+
+def _font(size: int) -> Any:
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # a scalable font (Pillow >= 10.1, FreeType)
+    except (TypeError, OSError, ImportError):
+        return ImageFont.load_default()
+
+
+def _text(draw: Any, xy: tuple[float, float], text: str, font: Any, anchor: str) -> None:
+    """Draw ``text`` with its box placed at ``xy`` by ``anchor``: horizontal l/m/r, then
+    vertical t/m/b (any font, bitmap ones included)."""
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    width, height = right - left, bottom - top
+    x = xy[0] - {"l": 0, "m": width / 2, "r": width}[anchor[0]] - left
+    y = xy[1] - {"t": 0, "m": height / 2, "b": height}[anchor[1]] - top
+    draw.text((x, y), text, fill=INK, font=font)
+
+
+def plot_returns(returns: Iterable[tuple[int, float]], path: str | os.PathLike[str], *,
+                 title: str = "return per episode") -> None:
+    """Write a PNG plot of the return of each episode: (episode index, return) pairs; the
+    x axis is the episode index, the y axis the return. Non-finite returns are left out."""
+    from PIL import Image, ImageDraw
+
+    points = sorted((int(i), float(r)) for i, r in returns if math.isfinite(r))
+    image = Image.new("RGB", PLOT_SIZE, "white")
+    draw = ImageDraw.Draw(image)
+    left, top = MARGINS[0], MARGINS[1]
+    right, bottom = PLOT_SIZE[0] - MARGINS[2], PLOT_SIZE[1] - MARGINS[3]
+    x = _axis([i for i, _ in points], left, right, integer=True)
+    y = _axis([r for _, r in points], bottom, top)
+    _draw_axes(draw, x, y, _font(12))
+    font = _font(14)
+    _text(draw, (PLOT_SIZE[0] / 2, 14), f"{title} ({len(points)} episode{'s' * (len(points) != 1)})", font, "mt")
+    _text(draw, ((left + right) / 2, PLOT_SIZE[1] - 8), "episode", font, "mb")
+    _text(draw, (left, top - 8), "return", font, "rb")
+    pixels = [(x.pixel(i), y.pixel(r)) for i, r in points]
+    if len(pixels) > 1:
+        draw.line(pixels, fill=LINE, width=2 if len(pixels) <= MAX_MARKERS else 1)
+    for px, py in pixels if len(pixels) <= MAX_MARKERS else ():
+        draw.ellipse((px - 3, py - 3, px + 3, py + 3), fill=LINE)
+    if not pixels:
+        _text(draw, ((left + right) / 2, (top + bottom) / 2), "no episodes", font, "mm")
+    image.save(os.fspath(path), format="PNG")
+
+
+def _draw_axes(draw: Any, x: _Axis, y: _Axis, font: Any) -> None:
+    """Grid lines, the two axes, ticks and their numbers."""
+    left, right, bottom, top = x.first, x.last, y.first, y.last
+    for value in y.ticks:
+        py = y.pixel(value)
+        draw.line((left, py, right, py), fill=GRID)
+        draw.line((left - 5, py, left, py), fill=INK)
+        _text(draw, (left - 8, py), _label(value), font, "rm")
+    for value in x.ticks:
+        px = x.pixel(value)
+        draw.line((px, bottom, px, bottom + 5), fill=INK)
+        _text(draw, (px, bottom + 8), _label(value), font, "mt")
+    draw.line((left, top, left, bottom, right, bottom), fill=INK, width=1)
