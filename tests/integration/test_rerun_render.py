@@ -207,6 +207,7 @@ class RenderLogEnv(gym.Env):
         return np.array([0.0], dtype=np.float32), {}
 
     def step(self, action: Any):
+        time.sleep(self.delay / 2)  # every worker takes time per episode: both get episodes
         self._t += 1
         return np.array([self._t], dtype=np.float32), 1.0, self._t >= self.length, False, {}
 
@@ -221,7 +222,7 @@ class TestLiveRender:
         """runner.render in the parallel runner: worker 0 builds its env in human mode and
         renders after each reset and step of its episodes; the other worker never renders."""
         log = tmp_path / "renders.txt"
-        result = ParallelRunner(n_episodes=8, n_processes=2, render=True, **SEEDS).run_with(
+        result = ParallelRunner(n_episodes=16, n_processes=2, render=True, **SEEDS).run_with(
             {"name": f"{__name__}:RenderLogEnv", "log": str(log), "length": 4},
             run_dir=str(tmp_path / "run"))
         assert result.ok
