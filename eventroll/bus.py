@@ -470,6 +470,14 @@ class Delivery:
     n_events: int
     body: bytes
 
+    @classmethod
+    def from_frames(cls, frames: list[bytes]) -> "Delivery":
+        """The message ``[b"events", SEQ, HEADER, BODY]`` (HEADER checked by the hub)."""
+        if len(frames) != 4 or frames[0] != b"events" or len(frames[1]) != SEQ.size:
+            raise CodecError(f"unexpected message from the hub: {frames[0]!r:.40}")
+        (first_seq,) = SEQ.unpack(frames[1])
+        return cls(first_seq, Header.unpack(frames[2]).n_events, frames[3])
+
 
 class DurableSubscription:
     """A durable subscriber's connection: registers, then receives every message."""
@@ -493,11 +501,7 @@ class DurableSubscription:
         if frames[0] == b"fin" and len(frames) == 2:
             (self.total,) = U64.unpack(frames[1])
             return None
-        if frames[0] != b"events" or len(frames) != 4 or len(frames[1]) != SEQ.size:
-            raise CodecError(f"unexpected message from the hub: {frames[0]!r:.40}")
-        (first_seq,) = SEQ.unpack(frames[1])
-        header = Header.unpack(frames[2])  # checked by the hub
-        return Delivery(first_seq, header.n_events, frames[3])
+        return Delivery.from_frames(frames)
 
     def done(self, report: dict[str, Any]) -> None:
         self._sock.send_multipart([b"done", codec.encode(report)])

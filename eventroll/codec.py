@@ -180,13 +180,14 @@ def _plain_kwargs(limits: Limits) -> dict[str, Any]:
     return {**_unpack_kwargs(limits), "ext_hook": _no_value}
 
 
-def split_records(body: bytes, limits: Limits = DEFAULT_LIMITS, *,
+def split_records(body: bytes, count: int, limits: Limits = DEFAULT_LIMITS, *,
                   arrays: bool = True) -> list[tuple[Any, int]]:
-    """Decode msgpack values written one after the other (a bus message's BODY): each
-    value with the offset where its bytes end. With ``arrays=False`` numpy values
-    are not decoded (None in their place), for readers of the plain fields only:
-    a CartPole ``step.batch`` then takes a quarter of the time. Raises
-    :class:`CodecError` on anything malformed, a value cut short included."""
+    """Decode the ``count`` msgpack values written one after the other in ``body`` (a bus
+    message's BODY): each value with the offset where its bytes end. With
+    ``arrays=False`` numpy values are not decoded (None in their place), for readers
+    of the plain fields only: a CartPole ``step.batch`` then takes a quarter of the
+    time. Raises :class:`CodecError` on anything malformed, a value cut short or
+    another number of values included."""
     if len(body) > limits.max_message_bytes:
         raise CodecError(f"message of {len(body)} bytes exceeds the limit of "
                          f"{limits.max_message_bytes} bytes")
@@ -205,6 +206,8 @@ def split_records(body: bytes, limits: Limits = DEFAULT_LIMITS, *,
     complete = values[-1][1] if values else 0  # (tell() may count a part of a cut value)
     if complete != len(body):
         raise CodecError(f"a value is cut short: it starts at byte {complete} of {len(body)}")
+    if len(values) != count:
+        raise CodecError(f"its header announces {count} events, its body holds {len(values)}")
     return values
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.wrappers import TimeLimit
 
-from eventroll.errors import ConfigError
+from eventroll.errors import ConfigError, one_line
 from eventroll.imports import import_object, object_path
 
 
@@ -54,7 +54,7 @@ class EnvFactory:
         try:
             return gym.make(self.name, **self.kwargs, **extra), True
         except gym.error.Error as exc:
-            raise ConfigError(f"env.name={self.name!r}: {_one_line(exc)}. Use a registered "
+            raise ConfigError(f"env.name={self.name!r}: {one_line(exc)}. Use a registered "
                               f"Gymnasium id (e.g. CartPole-v1) or 'module:callable'") from None
 
     @property
@@ -65,9 +65,6 @@ class EnvFactory:
         target = self.factory if self.factory is not None else type(self.env)
         return object_path(target) if hasattr(target, "__qualname__") else repr(target)
 
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
 
 
 def _callable_for(name: str) -> Callable[..., gym.Env] | None:

@@ -171,7 +171,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
 KINDS = tuple(EVENT_TYPES)
 
 
-def _is_int(v: Any) -> bool:
+def is_int(v: Any) -> bool:
+    """An int (Python or numpy), not a bool."""
     return type(v) is int or isinstance(v, np.integer)
 
 
@@ -223,7 +224,7 @@ def envelope(record: Any) -> tuple[str, int, int]:
     if not (isinstance(kind, str) and kind in EVENT_TYPES):
         raise EventError(f"unknown event kind {kind!r:.40}; known kinds: {', '.join(KINDS)}")
     worker, wseq = record.get("worker"), record.get("wseq")
-    if not (_is_int(worker) and _is_int(wseq)):
+    if not (is_int(worker) and is_int(wseq)):
         raise EventError(f"{kind} event lacks an int 'worker' or 'wseq'")
     return kind, int(worker), int(wseq)
 
@@ -252,7 +253,7 @@ def from_record(record: Any, *, arrays: bool = True) -> Event:
                              f"({type(value).__name__})")
         values[attr] = value
     if "seq" in record:
-        if not _is_int(record["seq"]):
+        if not is_int(record["seq"]):
             raise EventError(f"{kind} event field 'seq' should be int")
         values["seq"] = record["seq"]
     event = cls(**values)

@@ -18,15 +18,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from eventroll.errors import EventrollError
+from eventroll.errors import EventrollError, InputError
 from eventroll.events import EpisodeEnd, RunStart
-from eventroll.recorders.eventlog import FILE_NAME as EVENT_LOG
+from eventroll.recorders.eventlog import FILE_NAME as EVENT_LOG, event_log_path
 from eventroll.spaces import space_from_description
 from eventroll.stats import summarize as summary_of
 from eventroll.trajectories.flat import FILE_NAME as TRAJECTORIES
 from eventroll.trajectories.record import STATUSES
-from eventroll.validation import (HDF5_SIGNATURE, EpisodeTrack, InputError, LogChecker, Report,
-                                  event_log_path, read_log)
+from eventroll.validation import HDF5_SIGNATURE, EpisodeTrack, LogChecker, Report, read_log
 
 STATS = "stats.json"
 RUN_FILES = ("config.yaml", EVENT_LOG, TRAJECTORIES, STATS, "run.jsonl")

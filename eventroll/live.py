@@ -23,10 +23,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from eventroll import codec, events
-from eventroll.bus import SEQ, Header, LiveSubscription
+from eventroll.bus import Delivery, LiveSubscription
 from eventroll.errors import BusError, CodecError, EventError, EventrollError
 from eventroll.files import write_atomic
-from eventroll.recorders.eventlog import FILE_NAME as EVENT_LOG, FORMAT, FORMAT_VERSION
+from eventroll.recorders.eventlog import FILE_NAME as EVENT_LOG, EventLogReader
 
 BUS_FILE = "bus.json"
 POLL_INTERVAL = 0.05  # s: the longest a subscriber sleeps between looks at the log
@@ -72,52 +72,6 @@ def read_bus_info(run_dir: str) -> BusInfo | None:
         raise EventrollError(f"{os.path.join(run_dir, BUS_FILE)} is damaged ({exc}); "
                              "the event log still holds the run") from None
     return info if info.running() else None
-
-
-class LogTail:
-    """Reads an event log while it grows: each call gives the records written since the
-    last one (a record still being written waits for the next call)."""
-
-    CHUNK = 1 << 20
-
-    def __init__(self, path: str, arrays: bool = True) -> None:
-        self.path = path
-        self._file: Any = None
-        self._unpacker = codec.stream_unpacker(arrays=arrays)
-        self._header = False
-
-    def read(self) -> list[dict[str, Any]]:
-        if self._file is None:
-            try:
-                self._file = open(self.path, "rb")
-            except FileNotFoundError:
-                return []
-        while chunk := self._file.read(self.CHUNK):
-            self._unpacker.feed(chunk)
-        records = []
-        try:
-            for record in self._unpacker:
-                if not self._header:
-                    self._check_header(record)
-                    continue
-                records.append(record)
-        except CodecError as exc:
-            raise CodecError(f"{self.path}: {exc}") from None
-        except Exception as exc:  # msgpack's own errors on corrupt bytes
-            raise CodecError(f"{self.path}: malformed record near byte {self._unpacker.tell()} "
-                             f"({type(exc).__name__}: {exc})") from None
-        return records
-
-    def _check_header(self, record: Any) -> None:
-        if not (isinstance(record, dict) and record.get("format") == FORMAT
-                and record.get("version") == FORMAT_VERSION):
-            raise CodecError(f"{self.path} is not an eventroll event log of version "
-                             f"{FORMAT_VERSION}")
-        self._header = True
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
 
 
 def subscribe(source: str | os.PathLike[str], kinds: Collection[str] | None = None, *,
@@ -171,7 +125,8 @@ def _run_events(run_dir: str, from_start: bool, follow: bool,
             f"{run_dir} has no {EVENT_LOG} (runner.record_event_logs=false): "
             + ("only new events can be followed (from_start=False; tail --new)"
                if info is not None else "there is nothing to read"))
-    tail = LogTail(log_path, arrays) if has_log else None  # None: live only, gaps unfillable
+    # no log: live only, and gaps cannot be filled
+    tail = EventLogReader(log_path, arrays=arrays) if has_log else None
     if info is None:
         return _stream(tail, None, _never, from_start, arrays)
     return _stream(tail, info.live, info.running, from_start, arrays)
@@ -189,12 +144,12 @@ def _never() -> bool:
     return False
 
 
-def _stream(tail: LogTail | None, endpoint: str | None, running: Any, from_start: bool,
+def _stream(tail: EventLogReader | None, endpoint: str | None, running: Any, from_start: bool,
             arrays: bool) -> Iterator[events.Event]:
     """The log's events, then those of the live messages that continue them, gaps filled
     from the log, until run.end, or until the end of the log once ``running()`` is false."""
     live = LiveSubscription(endpoint) if endpoint is not None else None
-    pending: deque[tuple[int, int, bytes]] = deque(maxlen=PENDING_MESSAGES)
+    pending: deque[Delivery] = deque(maxlen=PENDING_MESSAGES)
     heard = time.monotonic()
     try:
         next_seq = 0 if from_start else _recorded_end(tail)
@@ -224,28 +179,29 @@ def _stream(tail: LogTail | None, endpoint: str | None, running: Any, from_start
             live.close()
 
 
-def _recorded_end(tail: LogTail | None) -> int:
+def _recorded_end(tail: EventLogReader | None) -> int:
     """One past the last seq recorded so far (-1: none; take the first live message)."""
     last = -1
-    for record in tail.read() if tail is not None else ():
+    for record in tail.appended() if tail is not None else ():
         if isinstance(record.get("seq"), int):
             last = record["seq"]
     return last + 1 if last >= 0 else -1
 
 
-def _from_log(tail: LogTail | None, next_seq: int, arrays: bool) -> Iterator[events.Event]:
-    for record in tail.read() if tail is not None else ():
+def _from_log(tail: EventLogReader | None, next_seq: int,
+              arrays: bool) -> Iterator[events.Event]:
+    for record in tail.appended() if tail is not None else ():
         seq = record.get("seq")
         if isinstance(seq, int) and seq >= next_seq:
             yield events.from_record(record, arrays=arrays)
 
 
-def _from_live(pending: deque[tuple[int, int, bytes]], next_seq: int, arrays: bool,
+def _from_live(pending: deque[Delivery], next_seq: int, arrays: bool,
                fillable: bool) -> Iterator[events.Event]:
     """The events of held live messages from ``next_seq`` on, as far as they continue
     without a gap (a gap waits for the log, or raises when there is no log)."""
     while pending:
-        first, n, body = pending[0]
+        first, n = pending[0].first_seq, pending[0].n_events
         if next_seq < 0:
             next_seq = first
         if first > next_seq:
@@ -254,24 +210,24 @@ def _from_live(pending: deque[tuple[int, int, bytes]], next_seq: int, arrays: bo
             raise BusError(f"the live fan-out dropped events {next_seq} to {first - 1} (too "
                            "slow a subscriber); subscribe through the run directory, whose "
                            "event log fills such gaps")
-        pending.popleft()
+        body = pending.popleft().body
         if first + n <= next_seq:
             continue
         try:
-            records = [record for record, _ in codec.split_records(body, arrays=arrays)]
-            for offset, record in enumerate(records):
-                record["seq"] = first + offset
-            taken = [events.from_record(r, arrays=arrays) for r in records[next_seq - first:]]
-        except (CodecError, EventError, TypeError) as exc:
+            taken = [events.from_record(record, arrays=arrays) for record, _ in
+                     codec.split_records(body, n, arrays=arrays)[next_seq - first:]]
+        except (CodecError, EventError) as exc:
             if fillable:
                 continue  # malformed on the bus: the log holds what the recorders accepted
             raise BusError(f"a live message (seq {first} to {first + n - 1}) is malformed: "
                            f"{exc}") from None
-        yield from taken
+        for seq, event in enumerate(taken, start=next_seq):
+            event.seq = seq
+            yield event
         next_seq = first + n
 
 
-def _wait(live: LiveSubscription | None, pending: deque[tuple[int, int, bytes]]) -> bool:
+def _wait(live: LiveSubscription | None, pending: deque[Delivery]) -> bool:
     """Take the live messages that arrive within POLL_INTERVAL (or just sleep); return
     whether the hub said anything (events or progress)."""
     if live is None:
@@ -280,8 +236,7 @@ def _wait(live: LiveSubscription | None, pending: deque[tuple[int, int, bytes]])
     frames = live.receive(POLL_INTERVAL)
     heard = frames is not None
     while frames is not None:
-        if len(frames) == 4 and frames[0] == b"events":
-            (first,) = SEQ.unpack(frames[1])
-            pending.append((first, Header.unpack(frames[2]).n_events, frames[3]))
+        if frames[0] == b"events":
+            pending.append(Delivery.from_frames(frames))
         frames = live.receive(0)
     return heard

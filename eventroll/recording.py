@@ -191,12 +191,9 @@ def replay_run(run_dir: str, out_dir: str, *, layout: str = "flat") -> dict[str,
     alone, with the recording options the run had (from its ``run.start``); each event
     is decoded once and handed to both recorders. Returns their reports, with the
     steps and events read and the wall time."""
-    from eventroll.recorders.eventlog import read_events
+    from eventroll.recorders.eventlog import event_log_path, read_events
 
-    log = os.path.join(run_dir, EVENT_LOG)
-    if not os.path.isfile(log):
-        raise ConfigError(f"{run_dir} has no {EVENT_LOG} to replay (give a run directory "
-                          "recorded with runner.record_event_logs=true)")
+    log = event_log_path(run_dir)
     events = read_events(log)
     started = time.perf_counter()
     first = next(events, None)

@@ -20,9 +20,9 @@ import numpy as np
 
 from eventroll.environments import EnvFactory, env_factory
 from eventroll.episodes import Episode, assemble
-from eventroll.errors import ConfigError, EventrollError
+from eventroll.errors import ConfigError, EventrollError, one_line
 from eventroll.events import EpisodeEnd, EpisodeStart, Event, RunStart, StepBatch
-from eventroll.recorders.eventlog import FILE_NAME as EVENT_LOG, read_events
+from eventroll.recorders.eventlog import event_log_path, read_events
 
 SHORT = 60  # characters of a value shown in a report
 
@@ -34,19 +34,6 @@ class Recording:
     path: str
     start: RunStart
     episodes: dict[int, Episode]
-
-
-def event_log_path(run_dir_or_event_log: str | os.PathLike[str]) -> str:
-    """The event log of a run directory (or the given event log itself)."""
-    path = os.fspath(run_dir_or_event_log)
-    if os.path.isdir(path):
-        path = os.path.join(path, EVENT_LOG)
-        if not os.path.exists(path):
-            raise ConfigError(f"{os.path.dirname(path)} holds no {EVENT_LOG}; re-execution needs "
-                              "a run recorded with runner.record_event_logs=true")
-    elif not os.path.exists(path):
-        raise ConfigError(f"{path} does not exist; give a run directory or its {EVENT_LOG}")
-    return path
 
 
 def _selected(events: Iterable[Event], wanted: set[int] | None) -> Iterator[Event]:
@@ -114,11 +101,8 @@ def build_env(start: RunStart, render_mode: str | None = None) -> gym.Env:
         raise ConfigError(f"cannot rebuild the run's env: {exc}") from None
     except Exception as exc:
         raise ConfigError(f"cannot rebuild the run's env {start.env!r} with kwargs "
-                          f"{start.env_kwargs}: {type(exc).__name__}: {_one_line(exc)}") from None
+                          f"{start.env_kwargs}: {type(exc).__name__}: {one_line(exc)}") from None
 
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
 
 
 def at(column: Any, t: int) -> Any:
@@ -227,7 +211,7 @@ class Replay:
             return call(*args, **kwargs)
         except Exception as exc:  # env code: what the recording did not do is a difference
             self._note(t, [Mismatch("error", "a reset" if t is None else "a step",
-                                    f"{type(exc).__name__}: {_one_line(exc)}")])
+                                    f"{type(exc).__name__}: {one_line(exc)}")])
             return None
 
     def __iter__(self) -> Iterator[int | None]:

@@ -11,7 +11,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from eventroll.errors import ConfigError, EventrollError
+from eventroll.errors import ConfigError, EventrollError, one_line
 from eventroll.files import replacing
 from eventroll.reexecution import Mismatch, Replay, build_env, load_recording
 
@@ -43,7 +43,7 @@ def _frames(replay: Replay, sizes: list[tuple[int, int]]) -> Iterator[Any]:
         except Exception as exc:
             where = "reset" if t is None else f"step {t}"
             raise EventrollError(f"the env failed to render after its {where}: "
-                                 f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
+                                 f"{type(exc).__name__}: {one_line(exc)}") from None
         if not isinstance(frame, np.ndarray) or frame.ndim != 3:
             raise EventrollError(f"the env rendered a {type(frame).__name__}, not an RGB array")
         image = Image.fromarray(np.ascontiguousarray(frame[..., :3], dtype=np.uint8))

@@ -34,8 +34,8 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from eventroll import codec, events
-from eventroll.errors import CodecError, EventError, EventrollError
-from eventroll.recorders.eventlog import FILE_NAME, FORMAT, FORMAT_VERSION
+from eventroll.errors import CodecError, EventError, EventrollError, InputError
+from eventroll.recorders.eventlog import FILE_NAME, FORMAT, FORMAT_VERSION, event_log_path
 
 CHUNK = 1 << 20
 # where a record starts: a map header, then "seq", the key the recorder writes first
@@ -43,10 +43,6 @@ RECORD_START = re.compile(rb"(?:[\x80-\x8f]|\xde..|\xdf....)\xa3seq", re.DOTALL)
 CUT_SHORT = "cut short"
 _MORE = object()  # what next() gives an unpacker that needs more bytes
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-
-
-class InputError(EventrollError, ValueError):
-    """A path that is not an eventroll artifact: missing, or another kind of file."""
 
 
 # -- the report ------------------------------------------------------------------------
@@ -146,20 +142,6 @@ def schema_problems(name: str, value: Any) -> list[str]:
 
 
 # -- reading, damage included ----------------------------------------------------------
-
-def event_log_path(path: str | os.PathLike[str]) -> str:
-    """The event log at ``path``: the file itself, or a run directory's ``events.msgpack``."""
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        path = os.path.join(path, FILE_NAME)
-        if not os.path.exists(path):
-            raise InputError(f"{os.path.dirname(path)} holds no {FILE_NAME}; pass a run "
-                             "directory or an event log file")
-    elif not os.path.exists(path):
-        raise InputError(f"{path}: no such file or directory; pass a run directory or an "
-                         f"event log ({FILE_NAME})")
-    return path
-
 
 def read_log(path: str, report: Report) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (byte offset, record map) for each record that decodes. The header goes to
@@ -274,11 +256,8 @@ def _next_record(data: Any, start: int) -> int | None:
 
 def _looks_like_record(value: Any) -> bool:
     return (isinstance(value, dict) and value.get("kind") in events.KINDS
-            and _is_int(value.get("seq")))
+            and events.is_int(value.get("seq")))
 
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _gap(name: str, previous: int | None, value: int) -> str | None:
@@ -351,7 +330,7 @@ class LogChecker:
     def check(self, offset: int, record: dict[str, Any]) -> None:
         """Check one record, read at byte ``offset``."""
         seq = record.get("seq")
-        self._where = _Where(offset, int(seq) if _is_int(seq) else None)
+        self._where = _Where(offset, int(seq) if events.is_int(seq) else None)
         self.report.records += 1
         self._check_order(record)
         kind = record.get("kind")
@@ -375,11 +354,11 @@ class LogChecker:
         seq, worker, wseq = record.get("seq"), record.get("worker"), record.get("wseq")
         if self.run_end is not None:
             self._after_run_end.append(self._where)
-        if _is_int(seq):
+        if events.is_int(seq):
             if problem := _gap("seq", self._last_seq, int(seq)):
                 self._add(problem)
             self._last_seq = int(seq)
-        if _is_int(worker) and _is_int(wseq):
+        if events.is_int(worker) and events.is_int(wseq):
             worker, wseq = int(worker), int(wseq)
             if problem := _gap("wseq", self._last_wseq.get(worker), wseq):
                 self._add(f"worker {worker}: {problem}")

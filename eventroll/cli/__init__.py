@@ -1,5 +1,7 @@
 """The ``eventroll`` command line: one module per command in this package, each with
-a ``HELP`` text and ``command(args) -> exit status``."""
+a ``HELP`` text and ``command(args) -> exit status``. ``main`` answers ``--help``
+and turns :class:`UsageError` and the errors of bad input (:class:`EventrollError`,
+``OSError``) that a command leaves to it into one line and exit status 2."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import importlib
 import sys
 
 from eventroll import __version__
+from eventroll.cli.args import UsageError
+from eventroll.errors import EventrollError
 
 # command -> (module in eventroll.cli, one line of help)
 COMMANDS = {
@@ -45,7 +49,20 @@ def main(argv: list[str] | None = None) -> int:
               f"{', '.join(COMMANDS)} (see `eventroll --help`)", file=sys.stderr)
         return 2
     module = importlib.import_module(f"eventroll.cli.{COMMANDS[command][0]}")
-    return module.command(rest)
+    if any(arg in ("-h", "--help") for arg in rest):
+        print(module.HELP, end="")
+        return 0
+    try:
+        return module.command(rest)
+    except UsageError as exc:
+        return _error(command, f"{exc} (see `eventroll {command} --help`)")
+    except (EventrollError, OSError) as exc:  # bad input, named by the message
+        return _error(command, str(exc))
+
+
+def _error(command: str, message: str) -> int:
+    print(f"eventroll {command}: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
 
-from eventroll.errors import EventrollError
+from eventroll.cli.args import Parser, UsageError
 
 HELP = """\
 usage: eventroll export minari RUN_DIR --dataset-id NS/NAME-vN [--out DATASETS_ROOT]
@@ -25,27 +23,16 @@ Exit status: 0, or 2 on bad input.
 
 
 def command(args: list[str]) -> int:
-    if any(a in ("-h", "--help") for a in args):
-        print(HELP, end="")
-        return 0
     if not args or args[0] != "minari":
-        print("eventroll export: error: the only export format is minari: "
-              "eventroll export minari RUN_DIR --dataset-id NS/NAME-vN", file=sys.stderr)
-        return 2
-    parser = argparse.ArgumentParser(prog="eventroll export minari", add_help=False)
+        raise UsageError("the only export format is minari: "
+                         "eventroll export minari RUN_DIR --dataset-id NS/NAME-vN")
+    parser = Parser("eventroll export minari")
     parser.add_argument("run_dir")
     parser.add_argument("--dataset-id", required=True)
     parser.add_argument("--out")
-    try:
-        options = parser.parse_args(args[1:])
-    except SystemExit:
-        return 2
+    options = parser.parse_args(args[1:])
     from eventroll.trajectories.minari import export_minari
 
-    try:
-        report = export_minari(options.run_dir, options.out, options.dataset_id)
-    except (EventrollError, FileExistsError, FileNotFoundError) as exc:
-        print(f"eventroll export: error: {exc}", file=sys.stderr)
-        return 2
+    report = export_minari(options.run_dir, options.out, options.dataset_id)
     print(" ".join(f"{key}={value}" for key, value in report.items()))
     return 0

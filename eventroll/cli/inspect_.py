@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from typing import Any
 
-from eventroll.errors import EventrollError
+from eventroll.cli.args import Parser
+from eventroll.errors import InputError
 
 HELP = """\
 usage: eventroll inspect PATH [--plot PNG | --no-plot] [--json]
@@ -39,9 +38,8 @@ Exit status: 0 when summarised (problems found are listed), 2 on bad input.
 PROBLEMS_SHOWN = 20
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="eventroll inspect", add_help=False,
-                                     usage=HELP.splitlines()[0].removeprefix("usage: "))
+def _parser() -> Parser:
+    parser = Parser("eventroll inspect")
     parser.add_argument("path", metavar="PATH")
     plot = parser.add_mutually_exclusive_group()
     plot.add_argument("--plot", metavar="PNG")
@@ -59,40 +57,28 @@ def default_plot_path(path: str) -> str:
 
 
 def command(args: list[str]) -> int:
-    if any(a in ("-h", "--help") for a in args):
-        print(HELP, end="")
-        return 0
-    try:
-        options = _parser().parse_args(args)
-    except SystemExit:
-        return 2
+    options = _parser().parse_args(args)
     from eventroll.inspection import inspect_artifact, plot_returns
 
     try:
         inspection = inspect_artifact(options.path)
-    except EventrollError as exc:
-        return _error(str(exc))
     except OSError as exc:
-        return _error(f"cannot read {exc.filename or options.path}: {exc.strerror or exc}; "
-                      "pass a readable run directory, event log or trajectory file")
+        raise InputError(f"cannot read {exc.filename or options.path}: {exc.strerror or exc}; "
+                         "pass a readable run directory, event log or trajectory file") from None
     summary = inspection.summary
     if not options.no_plot:
         plot = options.plot or default_plot_path(options.path)
         try:
             plot_returns(inspection.returns, plot)
         except (OSError, ValueError) as exc:
-            return _error(f"cannot write the plot to {plot}: {exc}; pass --plot PNG or --no-plot")
+            raise InputError(f"cannot write the plot to {plot}: {exc}; pass --plot PNG or "
+                             "--no-plot") from None
         summary["plot"] = plot
     if options.json:
         print(json.dumps(summary, indent=2))
     else:
         _print_summary(summary)
     return 0
-
-
-def _error(message: str) -> int:
-    print(f"eventroll inspect: error: {message}", file=sys.stderr)
-    return 2
 
 
 # -- the tables ------------------------------------------------------------------------

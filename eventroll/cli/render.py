@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
-from eventroll.cli.rerun import Parser, UsageError
-from eventroll.errors import ConfigError, EventrollError
+from eventroll.cli.args import Parser
+from eventroll.errors import ConfigError, EventrollError, InputError
 
 HELP = """\
 usage: eventroll render RUN_DIR --episode N [--out FILE.gif] [--fps F]
@@ -35,7 +35,7 @@ Exit status: 0 when the GIF was written, 1 when rendering failed, 2 on bad input
 
 
 def parser() -> Parser:
-    result = Parser(prog="eventroll render", add_help=False)
+    result = Parser("eventroll render")
     result.add_argument("run_dir")
     result.add_argument("--episode", type=int, required=True)
     result.add_argument("--out")
@@ -49,22 +49,18 @@ def default_out(run_dir: str, episode: int) -> str:
 
 
 def command(args: list[str]) -> int:
-    if any(a in ("-h", "--help") for a in args):
-        print(HELP, end="")
-        return 0
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # keep stdout to our own lines
     from eventroll.rendering import render_episode
 
+    options = parser().parse_args(args)
+    out = options.out or default_out(options.run_dir, options.episode)
     try:
-        options = parser().parse_args(args)
-        out = options.out or default_out(options.run_dir, options.episode)
         rendered = render_episode(options.run_dir, options.episode, out, options.fps)
-    except UsageError as exc:
-        print(f"eventroll render: error: {exc} (see `eventroll render --help`)", file=sys.stderr)
-        return 2
-    except (EventrollError, OSError) as exc:
+    except EventrollError as exc:
+        if isinstance(exc, (ConfigError, InputError)):
+            raise  # bad input: main says so, exit 2
         print(f"eventroll render: error: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, (ConfigError, OSError)) else 1
+        return 1
     width, height = rendered.size
     print(f"wrote {rendered.path}: episode {rendered.episode}, {rendered.frames} frames, "
           f"{width}x{height}, {rendered.fps:g} fps, {os.path.getsize(rendered.path):,} bytes")

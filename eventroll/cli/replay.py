@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-from eventroll.errors import EventrollError
+from eventroll.cli.args import Parser
 
 HELP = """\
 usage: eventroll replay RUN_DIR [--out DIR] [--layout flat|minari]
@@ -25,25 +24,15 @@ Exit status: 0, 1 if a recorder reported errors, 2 on bad input.
 
 
 def command(args: list[str]) -> int:
-    if any(a in ("-h", "--help") for a in args):
-        print(HELP, end="")
-        return 0
-    parser = argparse.ArgumentParser(prog="eventroll replay", add_help=False)
+    parser = Parser("eventroll replay")
     parser.add_argument("run_dir")
     parser.add_argument("--out")
     parser.add_argument("--layout", default="flat", choices=("flat", "minari"))
-    try:
-        options = parser.parse_args(args)
-    except SystemExit:
-        return 2
+    options = parser.parse_args(args)
     from eventroll.recording import replay_run
 
     out = options.out or os.path.join(options.run_dir, "replay")
-    try:
-        report = replay_run(options.run_dir, out, layout=options.layout)
-    except (EventrollError, FileExistsError) as exc:
-        print(f"eventroll replay: error: {exc}", file=sys.stderr)
-        return 2
+    report = replay_run(options.run_dir, out, layout=options.layout)
     rate = report["steps"] / max(report["wall_time"], 1e-9)
     print(f"replayed {report['events']:,} events, {report['steps']:,} steps in "
           f"{report['wall_time']:.2f} s ({rate:,.0f} steps/s) into {out}")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from eventroll.errors import EventrollError
+from eventroll.cli.args import Parser
 
 HELP = """\
 usage: eventroll rerun RUN_DIR [--episode N ...]
@@ -33,39 +32,18 @@ Exit status: 0 when every episode re-executed identically, 1 when any differed,
 """
 
 
-class UsageError(Exception):
-    """The command line is wrong; the message says how."""
-
-
-class Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one-line exceptions, not usage text and exit."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message)
-
-
 def parser() -> Parser:
-    result = Parser(prog="eventroll rerun", add_help=False)
+    result = Parser("eventroll rerun")
     result.add_argument("run_dir")
     result.add_argument("--episode", type=int, nargs="+", action="extend")
     return result
 
 
 def command(args: list[str]) -> int:
-    if any(a in ("-h", "--help") for a in args):
-        print(HELP, end="")
-        return 0
     from eventroll.reexecution import reexecute
 
-    try:
-        options = parser().parse_args(args)
-        checks = reexecute(options.run_dir, options.episode)
-    except UsageError as exc:
-        print(f"eventroll rerun: error: {exc} (see `eventroll rerun --help`)", file=sys.stderr)
-        return 2
-    except (EventrollError, OSError) as exc:
-        print(f"eventroll rerun: error: {exc}", file=sys.stderr)
-        return 2
+    options = parser().parse_args(args)
+    checks = reexecute(options.run_dir, options.episode)
     for check in checks:
         print(check)
     differing = sum(not check.ok for check in checks)

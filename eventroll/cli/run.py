@@ -149,9 +149,6 @@ def stats_table(path: str) -> Any:
 
 
 def command(args: list[str]) -> int:
-    if any(a in ("-h", "--help") for a in args):
-        print(HELP, end="")
-        return 0
     from rich.console import Console
 
     from eventroll.cli.config import compose

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import Any
 
 import numpy as np
 
-from eventroll.errors import EventrollError
+from eventroll.cli.args import Parser
 
 HELP = """\
 usage: eventroll tail RUN_DIR [--follow] [--new] [--kind KIND ...] [--episode N ...]
@@ -58,8 +57,8 @@ def json_value(value: Any, max_values: int) -> Any:
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="eventroll tail", add_help=False)
+def _parser() -> Parser:
+    parser = Parser("eventroll tail")
     parser.add_argument("run_dir")
     parser.add_argument("-f", "--follow", action="store_true")
     parser.add_argument("--new", action="store_true")
@@ -71,13 +70,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def command(args: list[str]) -> int:
-    if any(a in ("-h", "--help") for a in args):
-        print(HELP, end="")
-        return 0
-    try:
-        options = _parser().parse_args(args)
-    except SystemExit:
-        return 2
+    options = _parser().parse_args(args)
     from eventroll.live import subscribe
 
     episodes = set(options.episode or ())
@@ -91,9 +84,6 @@ def command(args: list[str]) -> int:
                 continue
             record = {"seq": event.seq, **event.to_record()}
             print(json.dumps(json_value(record, options.max_values)), flush=True)
-    except EventrollError as exc:
-        print(f"eventroll tail: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `eventroll tail ... | head`

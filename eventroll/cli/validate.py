@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
 
-from eventroll.errors import EventrollError
+from eventroll.cli.args import Parser
+from eventroll.errors import InputError
 
 HELP = """\
 usage: eventroll validate PATH [--max-problems N]
@@ -40,29 +39,17 @@ Exit status: 0 when valid, 1 when problems were found, 2 on bad input.
 
 
 def command(args: list[str]) -> int:
-    if any(a in ("-h", "--help") for a in args):
-        print(HELP, end="")
-        return 0
-    parser = argparse.ArgumentParser(prog="eventroll validate", add_help=False,
-                                     usage=HELP.splitlines()[0].removeprefix("usage: "))
+    parser = Parser("eventroll validate")
     parser.add_argument("path", metavar="PATH")
     parser.add_argument("--max-problems", type=int, default=100)
-    try:
-        options = parser.parse_args(args)
-    except SystemExit:
-        return 2
+    options = parser.parse_args(args)
     from eventroll.validation import validate_event_log
 
     try:
         report = validate_event_log(options.path)
-    except EventrollError as exc:
-        print(f"eventroll validate: error: {exc}", file=sys.stderr)
-        return 2
     except OSError as exc:
-        print(f"eventroll validate: error: cannot read {exc.filename or options.path}: "
-              f"{exc.strerror or exc}; pass a readable event log or run directory",
-              file=sys.stderr)
-        return 2
+        raise InputError(f"cannot read {exc.filename or options.path}: {exc.strerror or exc}; "
+                         "pass a readable event log or run directory") from None
     shown = report.problems if options.max_problems <= 0 else report.problems[:options.max_problems]
     for problem in shown:
         print(problem)

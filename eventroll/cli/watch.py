@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from eventroll import events
-from eventroll.errors import EventrollError
+from eventroll.cli.args import Parser
 
 HELP = """\
 usage: eventroll watch RUN_DIR [--refresh SECONDS]
@@ -159,16 +157,10 @@ def render(state: RunState) -> Any:
 
 
 def command(args: list[str]) -> int:
-    if any(a in ("-h", "--help") for a in args):
-        print(HELP, end="")
-        return 0
-    parser = argparse.ArgumentParser(prog="eventroll watch", add_help=False)
+    parser = Parser("eventroll watch")
     parser.add_argument("run_dir")
     parser.add_argument("--refresh", type=float, default=0.25)
-    try:
-        options = parser.parse_args(args)
-    except SystemExit:
-        return 2
+    options = parser.parse_args(args)
     from rich.console import Console
     from rich.live import Live
 
@@ -186,9 +178,6 @@ def command(args: list[str]) -> int:
             live.update(render(state), refresh=True)
         if not console.is_terminal:
             print()  # the last drawing ends without a newline there
-    except EventrollError as exc:
-        print(f"eventroll watch: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
     return 0 if state.ok else 1

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, BinaryIO
 
 from eventroll import codec, events
-from eventroll.errors import CodecError, EventError
+from eventroll.errors import CodecError, EventError, InputError
 
 FORMAT = "eventroll-events"
 FORMAT_VERSION = 1
@@ -71,40 +71,59 @@ class EventLogReader:
     Iteration stops cleanly at a truncated tail (a record cut short, as a crash
     leaves it); ``truncated_bytes`` then says how many bytes were left over.
     A malformed record in the middle raises :class:`CodecError` with its offset.
+    :meth:`appended` follows a log that is still being written. ``arrays=False``
+    leaves numpy values out (None), about four times faster.
     """
 
     CHUNK = 1 << 20
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, arrays: bool = True) -> None:
         self.path = os.fspath(path)
         self.truncated_bytes = 0
         self._consumed = 0
+        self._arrays = arrays
         self.header: dict[str, Any] = {}
+        self._following: tuple[BinaryIO, Any] | None = None  # (file, unpacker) of appended()
 
     def records(self) -> Iterator[dict[str, Any]]:
-        """Yield each event record as a decoded map (numpy values restored)."""
-        unpacker = codec.stream_unpacker()
+        """Yield each event record as a decoded map, from the start of the file."""
+        self.header, self._consumed = {}, 0
         with open(self.path, "rb") as file:
-            first = True
-            while chunk := file.read(self.CHUNK):
-                unpacker.feed(chunk)
-                for record in self._unpack(unpacker):
-                    if first:
-                        self.header = self._check_header(record)
-                        first = False
-                        continue
-                    yield record
+            yield from self._complete_records(file, codec.stream_unpacker(arrays=self._arrays))
             self.truncated_bytes = file.tell() - self._consumed
-        if first:
+        if not self.header:
             raise CodecError(f"{self.path}: empty or truncated before the end of its header")
+
+    def appended(self) -> list[dict[str, Any]]:
+        """The records written since the last call (the first: since the start); a record
+        still being written comes with a later call. The file stays open until
+        :meth:`close`."""
+        if self._following is None:
+            self._following = open(self.path, "rb"), codec.stream_unpacker(arrays=self._arrays)
+        return list(self._complete_records(*self._following))
+
+    def close(self) -> None:
+        if self._following is not None:
+            self._following[0].close()
+            self._following = None
 
     def events(self) -> Iterator[events.Event]:
         """Yield each record as a typed event."""
         for record in self.records():
-            yield events.from_record(record)
+            yield events.from_record(record, arrays=self._arrays)
 
     def __iter__(self) -> Iterator[events.Event]:
         return self.events()
+
+    def _complete_records(self, file: BinaryIO, unpacker: Any) -> Iterator[dict[str, Any]]:
+        """The records in what ``file`` holds beyond what was read; the header is checked."""
+        while chunk := file.read(self.CHUNK):
+            unpacker.feed(chunk)
+            for record in self._unpack(unpacker):
+                if not self.header:
+                    self.header = self._check_header(record)
+                    continue
+                yield record
 
     def _unpack(self, unpacker: Any) -> Iterator[Any]:
         while True:
@@ -128,6 +147,20 @@ class EventLogReader:
             raise EventError(f"{self.path}: event log version {record.get('version')!r}, this "
                              f"eventroll reads version {FORMAT_VERSION}")
         return record
+
+
+def event_log_path(path: str | os.PathLike[str]) -> str:
+    """The event log at ``path``: the file itself, or a run directory's ``events.msgpack``."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        path = os.path.join(path, FILE_NAME)
+        if not os.path.exists(path):
+            raise InputError(f"{os.path.dirname(path)} holds no {FILE_NAME}; pass a run "
+                             "directory or an event log file")
+    elif not os.path.exists(path):
+        raise InputError(f"{path}: no such file or directory; pass a run directory or an "
+                         f"event log ({FILE_NAME})")
+    return path
 
 
 def read_events(path: str | os.PathLike[str]) -> Iterator[events.Event]:

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from eventroll import __version__
 from eventroll.environments import EnvFactory, env_factory
-from eventroll.errors import ConfigError
+from eventroll.errors import ConfigError, one_line
 from eventroll.events import RunEnd, RunStart
 from eventroll.logs import RunLog
 from eventroll.policies import Policy, build_policy, check_gives_logits
@@ -104,7 +104,7 @@ def _make_probe(factory: EnvFactory, render_mode: str | None) -> gym.Env:
         raise
     except Exception as exc:
         raise ConfigError(f"cannot create env {factory.label!r} with kwargs {factory.kwargs}: "
-                          f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
+                          f"{type(exc).__name__}: {one_line(exc)}") from None
 
 
 def _env_source(factory: EnvFactory) -> str:

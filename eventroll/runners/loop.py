@@ -211,12 +211,12 @@ def run_episode(env: gym.Env, policy: Policy, episode: int, *, env_seed: int | N
             raise
         except Exception as error:  # anything from env or policy code aborts this episode only
             exc = error
+    where = f"step {length}" if stepping else "reset"
     summary = EpisodeSummary(
         episode=episode, env_seed=env_seed, agent_seed=agent_seed, length=length, return_=total,
         terminated=bool(terminated), truncated=bool(truncated), aborted=exc is not None,
         wall_time=time.perf_counter() - started,
-        error=None if exc is None else (f"episode {episode}, {f'step {length}' if stepping else 'reset'}: "
-                                        f"{type(exc).__name__}: {exc}"))
+        error=None if exc is None else f"episode {episode}, {where}: {type(exc).__name__}: {exc}")
     sink.episode_end(summary, exc)
     return summary
 

@@ -71,16 +71,20 @@ class TestSplitRecords:
         raws = [codec.encode(event.to_record()) for event in batch]
         body = b"".join(raws)
         ends = list(np.cumsum([len(raw) for raw in raws]))
-        full = codec.split_records(body)
+        full = codec.split_records(body, len(batch))
         assert [end for _, end in full] == ends
         for (record, _), event in zip(full, batch):
             assert_same(event.to_record(), record)
-        for (plain, _), (record, _) in zip(codec.split_records(body, arrays=False), full):
+        for (plain, _), (record, _) in zip(codec.split_records(body, len(batch), arrays=False),
+                                           full):
             assert events.envelope(plain) == (record["kind"], record["worker"], record["wseq"])
             assert plain["kind"] == record["kind"] and list(plain) == list(record)
             for key, value in record.items():
                 if isinstance(value, (np.ndarray, np.generic)):
                     assert plain[key] is None
+        with pytest.raises(CodecError, match=f"announces {len(batch) + 1} events, its body "
+                                             f"holds {len(batch)}"):
+            codec.split_records(body, len(batch) + 1)
 
     @given(st.lists(every_event, min_size=1, max_size=3), st.data())
     def test_a_body_cut_short_is_refused(self, batch, data):
@@ -90,14 +94,14 @@ class TestSplitRecords:
         cut = data.draw(st.integers(min_value=1, max_value=len(body) - 1).filter(
             lambda n: n not in ends))
         with pytest.raises(CodecError, match="cut short: it starts at byte"):
-            codec.split_records(body[:cut])
+            codec.split_records(body[:cut], len(batch))
 
     @given(st.binary(max_size=200))
     def test_garbage_raises_only_codec_error(self, data):
         """Any bytes split into values or raise CodecError, with or without arrays."""
         for with_arrays in (True, False):
             try:
-                codec.split_records(data, arrays=with_arrays)
+                codec.split_records(data, 1, arrays=with_arrays)
             except CodecError:
                 pass
 
