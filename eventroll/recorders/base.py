@@ -129,7 +129,8 @@ def _item(record: Any, raw: memoryview, seq: int, takes_records: bool,
         kind, worker, wseq = events.envelope(record)
         return (kind, codec.prepend_fields(raw, {"seq": seq})), worker, wseq
     arrays = array_kinds is None
-    if not arrays and isinstance(record, dict) and record.get("kind") in array_kinds:
+    kind = record.get("kind") if isinstance(record, dict) else None
+    if not arrays and isinstance(kind, str) and kind in array_kinds:
         record, arrays = codec.decode(raw), True
     event = events.from_record(record, arrays=arrays)
     event.seq = seq

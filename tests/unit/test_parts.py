@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from eventroll import ParallelRunner, SequentialRunner
+from eventroll import ParallelRunner, SequentialRunner, codec
 from eventroll.environments import env_factory
 from eventroll.errors import ConfigError
 from eventroll.policies import RandomPolicy, build_policy
@@ -120,3 +120,18 @@ def test_sequential_runner_accepts_an_env_object(tmp_path):
     result = SequentialRunner(n_episodes=2, env_base_seed=0, agent_base_seed=0).run_with(
         env, run_dir=str(tmp_path / "run"))
     assert result.ok and np.isfinite(result.steps)
+
+
+@pytest.mark.parametrize("kind", [[1], {"a": 1}, 7, None])
+def test_a_recorder_rejects_an_event_whose_kind_is_no_name(kind):
+    """An event whose kind is not a string (a list cannot even be looked up in a set) is
+    rejected and counted by a recorder that names array_kinds, not fatal to it."""
+    from eventroll.bus import Delivery
+    from eventroll.recorders.base import _checked
+    body = codec.encode({"kind": kind, "worker": 0, "wseq": 0}) + codec.encode(
+        {"kind": "custom", "worker": 0, "wseq": 1, "time": 0.0, "name": "ok"})
+    rejected: list[str] = []
+    taken = list(_checked(Delivery(0, 2, body), False, frozenset({"custom"}),
+                          SequenceChecker(), rejected))
+    assert [(seq, event.KIND) for seq, event in taken] == [(1, "custom")]
+    assert len(rejected) == 1 and rejected[0].startswith("seq 0: unknown event kind")
