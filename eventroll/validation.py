@@ -39,7 +39,8 @@ from eventroll.recorders.eventlog import FILE_NAME, FORMAT, FORMAT_VERSION, even
 
 CHUNK = 1 << 20
 # where a record starts: a map header, then "seq", the key the recorder writes first
-RECORD_START = re.compile(rb"(?:[\x80-\x8f]|\xde..|\xdf....)\xa3seq", re.DOTALL)
+# a lookahead, so that a false start whose bytes overlap the true one cannot hide it
+RECORD_START = re.compile(rb"(?=(?:[\x80-\x8f]|\xde..|\xdf....)\xa3seq)", re.DOTALL)
 CUT_SHORT = "cut short"
 _MORE = object()  # what next() gives an unpacker that needs more bytes
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"

@@ -72,3 +72,14 @@ class TestEventLogReader:
         """The recorder refuses to open an existing log."""
         with pytest.raises(FileExistsError):
             EventLogRecorder(log_path, run_id="again")
+
+
+@pytest.mark.parametrize("before", [b"\xde\x00", b"\xdf\x00\x00\x00", b"\x01\x02"])
+def test_resync_finds_a_record_behind_a_false_start_that_overlaps_it(before):
+    """Bytes of a damaged record that look like the start of a map16/map32 whose key
+    bytes overlap the next record's own start must not hide that record."""
+    from eventroll.validation import _next_record
+    record = codec.encode({"seq": 7, "kind": "custom", "worker": 0, "wseq": 3, "time": 0.0,
+                           "name": "x"})
+    data = b"\x00" + before + record
+    assert _next_record(data, 1) == 1 + len(before)
