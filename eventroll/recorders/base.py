@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, Union
 
@@ -167,10 +167,71 @@ def _report(recorder: Recorder, failure: str | None, errors: list[str],
     return {**report, **counts, "errors": errors}
 
 
-def recorder_main(factory: Callable[..., Recorder], kwargs: dict[str, Any], endpoint: str,
-                  name: str, register_timeout: float) -> None:
-    """Process entry point: build the recorder, register with the hub, record."""
-    recorder = factory(**kwargs)
+class RecorderGroup:
+    """Typed recorders sharing one process: each event is decoded once and handed to
+    every member in turn. A member that raises stops alone, and the others go on, as
+    if each had its own process. Its report holds one report per member
+    (:func:`member_reports`)."""
+
+    takes_records = False
+
+    def __init__(self, members: dict[str, Recorder]) -> None:
+        self._members = dict(members)
+        self._active = tuple(self._members.items())
+        self._failures: dict[str, str] = {}
+        kinds = [getattr(member, "array_kinds", None) for member in self._members.values()]
+        self.array_kinds = None if None in kinds else frozenset().union(*kinds)
+
+    def handle(self, event: events.Event) -> None:
+        for name, member in self._active:
+            failure = _handle(member, event, event.seq)
+            if failure is not None:
+                self._stop(name, failure)
+
+    def tick(self) -> None:
+        for name, member in self._active:
+            failure = _handle(member, None)
+            if failure is not None:
+                self._stop(name, failure)
+
+    def _stop(self, name: str, failure: str) -> None:
+        self._failures[name] = failure
+        self._active = tuple(item for item in self._active if item[0] != name)
+
+    def close(self) -> dict[str, Any]:
+        return {"recorders": {name: _report(member, self._failures.get(name), [])
+                              for name, member in self._members.items()}}
+
+
+def process_groups(specs: list[RecorderSpec]) -> list[tuple[str, list[RecorderSpec]]]:
+    """Which recorders share a process, and its name: the event log (the run's record,
+    from which every other artifact can be rebuilt) alone; the typed recorders together,
+    so that each event is decoded once for all of them and two cores are not shared by
+    more processes than needed."""
+    alone = [spec for spec in specs if getattr(spec.factory, "takes_records", False)]
+    together = [spec for spec in specs if spec not in alone]
+    groups = [(spec.name, [spec]) for spec in alone]
+    if together:
+        groups.append(("+".join(spec.name for spec in together), together))
+    return groups
+
+
+def member_reports(name: str, report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The reports of a recorder process, by recorder: a group's report split into its
+    members' (each with the process's counts and errors), another's as it is."""
+    members = report.pop("recorders", None)
+    if members is None:
+        return {name: report}
+    shared = report.pop("errors", [])
+    return {member: {**report, **own, "errors": shared + own.get("errors", [])}
+            for member, own in members.items()}
+
+
+def recorder_main(specs: list[RecorderSpec], endpoint: str, name: str,
+                  register_timeout: float) -> None:
+    """Process entry point: build the recorders, register with the hub as ``name``, record."""
+    recorders = {spec.name: spec.factory(**spec.kwargs) for spec in specs}
+    recorder = RecorderGroup(recorders) if len(recorders) > 1 else recorders[specs[0].name]
     subscription = DurableSubscription(endpoint, name, timeout=register_timeout)
     try:
         report = record_deliveries(recorder, subscription)

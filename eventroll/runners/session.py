@@ -26,7 +26,7 @@ from eventroll import bus, codec
 from eventroll.errors import BusError
 from eventroll.events import Event
 from eventroll.live import announce
-from eventroll.recorders.base import RecorderSpec, recorder_main
+from eventroll.recorders.base import RecorderSpec, member_reports, process_groups, recorder_main
 
 
 @dataclass(frozen=True)
@@ -117,17 +117,16 @@ class RunSession:
     def _start(self, recorders: list[RecorderSpec], workers: list[ProcessSpec]) -> None:
         hub = self._spawn("eventroll-hub", bus.hub_main,
                           (self.endpoints, self.timeouts.stall, self.timeouts.finish))
-        for spec in recorders:
-            self._recorders[spec.name] = self._spawn(
-                f"eventroll-{spec.name}", recorder_main,
-                (spec.factory, spec.kwargs, self.endpoints.durable, spec.name,
-                 self.timeouts.start))
+        for name, specs in process_groups(recorders):
+            self._recorders[name] = self._spawn(
+                f"eventroll-{name}", recorder_main,
+                (specs, self.endpoints.durable, name, self.timeouts.start))
         # keep the specs: spawned children unpickle their args (and the shared counter's
         # semaphore) after start() returns, and start() drops its own references
         self._worker_specs = list(workers)
         self.workers = [self._spawn(spec.name, spec.target, spec.args) for spec in workers]
         self._client = bus.HubClient(self.endpoints.control)
-        self._wait_registered(hub, {spec.name for spec in recorders})
+        self._wait_registered(hub, set(self._recorders))
         self._live = bus.LiveSubscription(self.endpoints.live, topics=(b"progress",))
         self.driver = self.source(-1)
 
@@ -181,6 +180,10 @@ class RunSession:
         self.driver.finish(last)
         report = self._client.request("finish", self.timeouts.finish + self.timeouts.stall)
         self._finished = True
+        durable: dict[str, Any] = {}
+        for name, process_report in report["durable"].items():
+            durable.update(member_reports(name, process_report))
+        report["durable"] = durable
         reap(self._processes, self.timeouts.reap)
         for name, process in self._recorders.items():
             if process.exitcode != 0:

@@ -135,3 +135,63 @@ def test_a_recorder_rejects_an_event_whose_kind_is_no_name(kind):
                           SequenceChecker(), rejected))
     assert [(seq, event.KIND) for seq, event in taken] == [(1, "custom")]
     assert len(rejected) == 1 and rejected[0].startswith("seq 0: unknown event kind")
+
+
+class TestRecorderGroup:
+    """Recorders sharing a process: each gets every event; one that fails stops alone."""
+
+    class Collects:
+        array_kinds = frozenset({"custom"})
+
+        def __init__(self) -> None:
+            self.kinds: list[str] = []
+
+        def handle(self, event):
+            self.kinds.append(event.KIND)
+
+        def tick(self):
+            pass
+
+        def close(self):
+            return {"handled": len(self.kinds)}
+
+    class BreaksOnSecond(Collects):
+        array_kinds = frozenset({"episode.start"})
+
+        def handle(self, event):
+            if self.kinds:
+                raise OSError("disk full")
+            super().handle(event)
+
+    def events(self):
+        from eventroll.events import Custom
+        return [Custom(name=f"e{i}", episode=0, t=i, fields={}, worker=0, wseq=i, seq=i)
+                for i in range(3)]
+
+    def test_a_failing_member_stops_alone(self):
+        from eventroll.recorders.base import RecorderGroup, member_reports
+        collects, breaks = self.Collects(), self.BreaksOnSecond()
+        group = RecorderGroup({"collects": collects, "breaks": breaks})
+        assert group.array_kinds == {"custom", "episode.start"}
+        for event in self.events():
+            group.handle(event)
+            group.tick()
+        assert collects.kinds == ["custom"] * 3 and breaks.kinds == ["custom"]
+        reports = member_reports("collects+breaks", {**group.close(), "events": 3,
+                                                     "errors": ["seq 9: shared"]})
+        assert reports["collects"] == {"handled": 3, "events": 3, "errors": ["seq 9: shared"]}
+        assert reports["breaks"]["handled"] == 1 and reports["breaks"]["errors"][0] == "seq 9: shared"
+        assert "stopped recording at seq 1 (custom): OSError: disk full" in reports["breaks"]["errors"][1]
+
+    def test_a_member_that_reads_every_array_makes_the_group_read_them(self):
+        from eventroll.recorders.base import RecorderGroup
+        every = self.Collects()
+        every.array_kinds = None
+        assert RecorderGroup({"a": self.Collects(), "b": every}).array_kinds is None
+
+    def test_the_event_log_has_a_process_of_its_own(self):
+        from eventroll.recorders.base import process_groups
+        from eventroll.recording import RecordingOptions, recorder_specs
+        specs = recorder_specs(RecordingOptions(), "/tmp/run", "id", "CartPole-v1")
+        assert [(name, [spec.name for spec in group]) for name, group in process_groups(specs)] \
+            == [("eventlog", ["eventlog"]), ("trajectories+stats", ["trajectories", "stats"])]
