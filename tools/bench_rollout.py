@@ -56,6 +56,9 @@ From the repository root, with the Python of the environment that has
 
 The ``eventroll`` command is looked up next to the running Python first, then
 on ``PATH`` (``--eventroll`` names it explicitly).
+
+``tools/bench_live.py`` builds on this module: ``Bench`` (override ``run_once``),
+``run_rounds``, ``add_common_arguments``, ``render_table`` and ``render_notes``.
 """
 
 from __future__ import annotations
@@ -74,7 +77,9 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
+from typing import Callable, Iterable
 
+PROG = "bench_rollout"      # the name in messages
 SEEDS = ["seeding.env_base_seed=1", "seeding.agent_base_seed=2"]
 STEPS_PER_EPISODE = 22.2   # CartPole-v1 under a uniformly random policy, on average
 EPISODE_MARGIN = 1.03      # ask for 3 % more episodes than the average predicts
@@ -192,7 +197,7 @@ class Bench:
     def run(self, config: Config, steps: int) -> Outcome:
         """Run ``config`` for at least ``steps`` steps; top up the episodes if it fell short."""
         for _ in range(MAX_TOP_UPS + 1):
-            outcome = self._run_once(config, steps)
+            outcome = self.run_once(config, steps)
             if not outcome.ok or outcome.steps >= steps or config.plain:
                 return outcome
             old = self.n_episodes[steps]
@@ -202,9 +207,14 @@ class Bench:
         return Outcome(False, outcome.steps, outcome.wall,
                        f"still {outcome.steps:,} steps < {steps:,} after {MAX_TOP_UPS} top-ups")
 
-    def _run_once(self, config: Config, steps: int) -> Outcome:
+    def next_run_dir(self) -> str:
+        """A fresh run directory path in the work directory: run001, run002, ..."""
         self._count += 1
-        run_dir = os.path.join(self.workdir, f"run{self._count:03d}")
+        return os.path.join(self.workdir, f"run{self._count:03d}")
+
+    def run_once(self, config: Config, steps: int) -> Outcome:
+        """One timed process run of ``config`` (the hook a bench with other processes overrides)."""
+        run_dir = self.next_run_dir()
         argv = self.command(config, steps, run_dir)
         try:
             start = time.perf_counter()
@@ -256,20 +266,27 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def find_eventroll(explicit: str | None) -> list[str]:
+def find_eventroll(explicit: str | None, prog: str = PROG) -> list[str]:
+    """The eventroll command: ``explicit`` (--eventroll), else next to this Python, else on PATH.
+    Exits with an error message naming ``prog`` if there is none."""
     if explicit:
         path = shutil.which(explicit)
         if path is None:
-            sys.exit(f"bench_rollout: error: --eventroll {explicit}: not found or not executable")
+            sys.exit(f"{prog}: error: --eventroll {explicit}: not found or not executable")
         return [path]
     beside = os.path.join(os.path.dirname(sys.executable), "eventroll")
     if os.access(beside, os.X_OK):
         return [beside]
     path = shutil.which("eventroll")
     if path is None:
-        sys.exit("bench_rollout: error: no `eventroll` command next to this Python or on PATH; "
+        sys.exit(f"{prog}: error: no `eventroll` command next to this Python or on PATH; "
                  "install the package (pip install -e .) or pass --eventroll")
     return [path]
+
+
+def command_line(script: str, argv: list[str] | None) -> str:
+    """How this benchmark was started, for the report."""
+    return shlex.join([sys.executable, *(sys.argv if argv is None else [script, *argv])])
 
 
 def version(package: str) -> str:
@@ -304,68 +321,81 @@ def rounds_order(n_configs: int, round_index: int) -> list[int]:
     return [(round_index + k) % n_configs for k in range(n_configs)]
 
 
-def report(series: list[Series], args: argparse.Namespace, bench: Bench, notes: dict[str, str]) -> str:
+def span(values: Iterable[int]) -> str:
+    """``1,000`` if all values are alike, else ``min-max``."""
+    values = sorted(set(values))
+    return f"{values[0]:,}" if len(values) == 1 else f"{values[0]:,}-{values[-1]:,}"
+
+
+def timing_cells(s: Series, baseline: float | None) -> list[str]:
+    """A series' median wall time, median steps/s, its ratio to ``baseline`` (a median steps/s;
+    None: no ratio) and the spread of its runs, as report cells."""
+    return [f"{statistics.median(run.wall for run in s.runs):.2f}",
+            f"{s.median_rate:,.0f}",
+            f"{s.median_rate / baseline:.3f}x" if baseline else "-",
+            f"{s.spread:.1%}" if len(s.runs) > 1 else "-"]
+
+
+def rates_cell(s: Series) -> str:
+    """Every run's steps/s, in round order."""
+    return " ".join(f"{rate:,.0f}" for rate in s.rates)
+
+
+def render_table(title: str, headers: list[str], rows: list[list[str]], right_aligned: set[int],
+                 markdown: bool) -> list[str]:
+    """The lines of a titled table, aligned plain text or Markdown; ``right_aligned``: the
+    indexes of the columns aligned to the right."""
+    if markdown:
+        return [f"**{title}**", "", "| " + " | ".join(headers) + " |",
+                "|" + "|".join("---:" if i in right_aligned else ":---"
+                               for i in range(len(headers))) + "|",
+                *("| " + " | ".join(row) + " |" for row in rows)]
+    widths = [max(len(headers[i]), *(len(row[i]) for row in rows)) for i in range(len(headers))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(cell.rjust(widths[i]) if i in right_aligned else cell.ljust(widths[i])
+                         for i, cell in enumerate(cells)).rstrip()
+
+    return [title, "", line(headers), line(["-" * w for w in widths]), *map(line, rows)]
+
+
+def render_notes(notes: dict, markdown: bool) -> list[str]:
+    """The lines under a report's table: the command, the machine, the load, the total time,
+    the processes run (``notes["commands"]``) and the anomalies, each a note."""
+    if markdown:
+        return [f"- command: `{notes['command']}`",
+                f"- machine: {notes['machine']}",
+                f"- load average (1/5/15 min) before: {notes['load_before']}, "
+                f"after: {notes['load_after']}",
+                f"- total time: {notes['total']}",
+                "- processes run:",
+                "",
+                "  ```",
+                *(f"  {line}" for line in notes["commands"]),
+                "  ```",
+                *(f"- note: {line}" for line in notes["anomalies"])]
+    return [f"command:  {notes['command']}",
+            f"machine:  {notes['machine']}",
+            f"load average (1/5/15 min) before: {notes['load_before']}, "
+            f"after: {notes['load_after']}",
+            f"total time: {notes['total']}",
+            "processes run:",
+            *(f"  {line}" for line in notes["commands"]),
+            *(f"note: {line}" for line in notes["anomalies"])]
+
+
+def report(series: list[Series], args: argparse.Namespace, notes: dict) -> str:
     baseline = series[0].median_rate
     headers = ["configuration", "steps/run", "median wall (s)", "median steps/s", "vs plain loop",
                "spread", "steps/s of each run (round order)"]
-    rows = []
-    for s in series:
-        steps = sorted({run.steps for run in s.runs})
-        rows.append([
-            s.config.name,
-            f"{steps[0]:,}" if len(steps) == 1 else f"{steps[0]:,}-{steps[-1]:,}",
-            f"{statistics.median(run.wall for run in s.runs):.2f}",
-            f"{s.median_rate:,.0f}",
-            f"{s.median_rate / baseline:.3f}x",
-            f"{s.spread:.1%}" if len(s.runs) > 1 else "-",
-            " ".join(f"{rate:,.0f}" for rate in s.rates),
-        ])
-    right = {1, 2, 3, 4, 5}
-    out = []
+    rows = [[s.config.name, span(run.steps for run in s.runs), *timing_cells(s, baseline),
+             rates_cell(s)] for s in series]
     title = (f"CartPole-v1, random policy: steps/s of whole processes (interpreter start to exit), "
              f"median of {args.repeats} run{'s' if args.repeats > 1 else ''} of >= {args.steps:,} "
              "steps each")
-    if args.markdown:
-        out.append(f"**{title}**\n")
-        out.append("| " + " | ".join(headers) + " |")
-        out.append("|" + "|".join("---:" if i in right else ":---" for i in range(len(headers))) + "|")
-        out += ["| " + " | ".join(row) + " |" for row in rows]
-        out.append("")
-        out.append(f"- command: `{notes['command']}`")
-        out.append(f"- machine: {notes['machine']}")
-        out.append(f"- load average (1/5/15 min) before: {notes['load_before']}, "
-                   f"after: {notes['load_after']}")
-        out.append(f"- total time: {notes['total']}")
-        out.append("- processes run:")
-        out.append("")
-        out.append("  ```")
-        out += [f"  {line}" for line in notes["commands"]]
-        out.append("  ```")
-        for line in notes["anomalies"]:
-            out.append(f"- note: {line}")
-    else:
-        out.append(title)
-        out.append("")
-        widths = [max(len(headers[i]), *(len(row[i]) for row in rows)) for i in range(len(headers))]
-
-        def line(cells: list[str]) -> str:
-            return "  ".join(cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
-                             for i, cell in enumerate(cells)).rstrip()
-
-        out.append(line(headers))
-        out.append(line(["-" * w for w in widths]))
-        out += [line(row) for row in rows]
-        out.append("")
-        out.append(f"command:  {notes['command']}")
-        out.append(f"machine:  {notes['machine']}")
-        out.append(f"load average (1/5/15 min) before: {notes['load_before']}, "
-                   f"after: {notes['load_after']}")
-        out.append(f"total time: {notes['total']}")
-        out.append("processes run:")
-        out += [f"  {line}" for line in notes["commands"]]
-        for line in notes["anomalies"]:
-            out.append(f"note: {line}")
-    return "\n".join(out)
+    return "\n".join([*render_table(title, headers, rows, set(range(1, len(headers) - 1)),
+                                    args.markdown),
+                      "", *render_notes(notes, args.markdown)])
 
 
 def anomalies(series: list[Series]) -> list[str]:
@@ -377,20 +407,14 @@ def anomalies(series: list[Series]) -> list[str]:
     return found
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="bench_rollout.py",
-        description="Benchmark `eventroll run` (sequential and parallel with 2 workers, event "
-                    "all, event log only, none) against a plain Gymnasium CartPole-v1 loop. Every run is a "
-                    "separate process, timed from start to exit; the report gives the median "
-                    "steps/s per configuration and its ratio to the plain loop.",
-        epilog="Example: python tools/bench_rollout.py --steps 1000000 --repeats 3 --markdown. "
-               "Progress goes to stderr, the report to stdout. Exit status 1 if any run failed.",
-)
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every benchmark of tools/ has: --steps, --repeats, --markdown, --warmup-steps,
+    --timeout, --keep-going, --tmpdir, --eventroll."""
     parser.add_argument("--steps", type=int, default=200_000,
                         help="minimum number of env steps of every run (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3,
-                        help="timed runs of every configuration, interleaved round-robin (default: %(default)s)")
+                        help="timed runs of every configuration, interleaved round-robin "
+                             "(default: %(default)s)")
     parser.add_argument("--markdown", action="store_true",
                         help="print the report as a Markdown table (for the README)")
     parser.add_argument("--warmup-steps", type=int, default=2_000,
@@ -405,83 +429,117 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="where the temporary run directories go (default: the system's)")
     parser.add_argument("--eventroll", default=None, metavar="CMD",
                         help="the eventroll command (default: next to this Python, else on PATH)")
-    args = parser.parse_args(argv)
+
+
+def check_common_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit with a usage error if an option of add_common_arguments is out of range."""
     if args.steps < 1:
         parser.error("--steps must be at least 1")
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
     if args.warmup_steps < 0:
         parser.error("--warmup-steps must be >= 0")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bench_rollout.py",
+        description="Benchmark `eventroll run` (sequential with all recorders; parallel with 2 "
+                    "workers: all recorders, event log only, recorders off) against a plain "
+                    "Gymnasium CartPole-v1 loop. Every run is a separate process, timed from start "
+                    "to exit; the report gives the median steps/s per configuration and its ratio "
+                    "to the plain loop.",
+        epilog="Example: python tools/bench_rollout.py --steps 1000000 --repeats 3 --markdown. "
+               "Progress goes to stderr, the report to stdout. Exit status 1 if any run failed.",
+    )
+    add_common_arguments(parser)
+    args = parser.parse_args(argv)
+    check_common_arguments(parser, args)
     return args
+
+
+def describe_run(label: str, config: Config, outcome: Outcome, timed: bool) -> str:
+    """The progress line of one run: ``label`` (warm-up, round 2/3), the configuration, and the
+    steps, wall time and (``timed``) steps/s, or why it failed."""
+    if not outcome.ok:
+        what = f"FAILED: {outcome.error}"
+    else:
+        what = f"{outcome.steps:,} steps in {outcome.wall:.2f} s"
+        if timed:
+            what += f" = {outcome.rate:,.0f} steps/s"
+    return f"  {label}  {config.name:<20} {what}"
+
+
+def run_rounds(bench: Bench, series: list[Series], args: argparse.Namespace, prog: str = PROG,
+               describe: Callable[[str, Config, Outcome, bool], str] = describe_run) -> list[str]:
+    """Run every configuration of ``series`` once for --warmup-steps (untimed; none if 0), then
+    --repeats rounds of --steps, interleaved (rounds_order), adding each timed run that went
+    well to its series; log a progress line a run (``describe(label, config, outcome, timed)``).
+    A failed run ends it all unless --keep-going; so does Ctrl-C. Remove the bench's work
+    directory at the end, log the failures, and return them."""
+    failures: list[str] = []
+    log(f"{prog}: {len(series)} configurations x {args.repeats} repeat(s), "
+        f">= {args.steps:,} steps each; run dirs under {bench.workdir}")
+
+    def one(s: Series, steps: int, label: str, where: str, timed: bool) -> None:
+        outcome = bench.run(s.config, steps)
+        log(describe(label, s.config, outcome, timed))
+        if not outcome.ok:
+            failures.append(f"{where} of '{s.config.name}': {outcome.error}")
+            if not args.keep_going:
+                raise Abort
+        elif timed:
+            s.runs.append(outcome)
+
+    try:
+        if args.warmup_steps:
+            for s in series:
+                one(s, args.warmup_steps, "warm-up", "warm-up", timed=False)
+        for r in range(args.repeats):
+            for index in rounds_order(len(series), r):
+                one(series[index], args.steps, f"round {r + 1}/{args.repeats}", f"round {r + 1}",
+                    timed=True)
+    except Abort:
+        pass
+    except KeyboardInterrupt:
+        log(f"{prog}: interrupted")
+        failures.append("interrupted")
+    finally:
+        shutil.rmtree(bench.workdir, ignore_errors=True)
+    for failure in failures:
+        log(f"{prog}: run failed: {failure}")
+    return failures
+
+
+def session_notes(command: str, load_before: str, started: float) -> dict[str, str]:
+    """The report's notes on the whole benchmark: its command, the machine, the load average
+    before (``load_before``) and now, and the time since ``started`` (time.perf_counter)."""
+    total = time.perf_counter() - started
+    return {"command": command, "machine": machine(), "load_before": load_before,
+            "load_after": loadavg(), "total": f"{total:,.0f} s"}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     eventroll = find_eventroll(args.eventroll)
-    command = shlex.join([sys.executable, *(sys.argv if argv is None else ["bench_rollout.py", *argv])])
     workdir = tempfile.mkdtemp(prefix="eventroll-bench-", dir=args.tmpdir)
     bench = Bench(eventroll, workdir, args.timeout)
     series = [Series(config) for config in CONFIGS]
-    failures: list[str] = []
-    load_before = loadavg()
-    started = time.perf_counter()
-    log(f"bench_rollout: {len(CONFIGS)} configurations x {args.repeats} repeat(s), "
-        f">= {args.steps:,} steps each; run dirs under {workdir}")
-    try:
-        if args.warmup_steps:
-            for config in CONFIGS:
-                outcome = bench.run(config, args.warmup_steps)
-                log(f"  warm-up  {config.name:<20} "
-                    + (f"{outcome.steps:,} steps in {outcome.wall:.2f} s" if outcome.ok
-                       else f"FAILED: {outcome.error}"))
-                if not outcome.ok:
-                    failures.append(f"warm-up of '{config.name}': {outcome.error}")
-                    if not args.keep_going:
-                        raise Abort
-        for r in range(args.repeats):
-            for index in rounds_order(len(CONFIGS), r):
-                s = series[index]
-                outcome = bench.run(s.config, args.steps)
-                if outcome.ok:
-                    s.runs.append(outcome)
-                    log(f"  round {r + 1}/{args.repeats}  {s.config.name:<20} {outcome.steps:,} "
-                        f"steps in {outcome.wall:.2f} s = {outcome.rate:,.0f} steps/s")
-                else:
-                    log(f"  round {r + 1}/{args.repeats}  {s.config.name:<20} FAILED: "
-                        f"{outcome.error}")
-                    failures.append(f"round {r + 1} of '{s.config.name}': {outcome.error}")
-                    if not args.keep_going:
-                        raise Abort
-    except Abort:
-        pass
-    except KeyboardInterrupt:
-        log("bench_rollout: interrupted")
-        failures.append("interrupted")
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    total = time.perf_counter() - started
+    load_before, started = loadavg(), time.perf_counter()
+    failures = run_rounds(bench, series, args)
+    notes = session_notes(command_line("bench_rollout.py", argv), load_before, started)
 
-    for failure in failures:
-        print(f"bench_rollout: run failed: {failure}", file=sys.stderr)
     complete = [s for s in series if s.runs]
     if not series[0].runs or not complete:
-        print("bench_rollout: no report: no timed run of the plain loop completed", file=sys.stderr)
+        print(f"{PROG}: no report: no timed run of the plain loop completed", file=sys.stderr)
         return 1
     shown = "<tmp run dir>"
-    notes = {
-        "command": command,
-        "machine": machine(),
-        "load_before": load_before,
-        "load_after": loadavg(),
-        "total": f"{total:,.0f} s",
-        "commands": [shlex.join(bench.command(c, args.steps, shown)).replace(
-            shlex.quote(PLAIN_LOOP), "'<plain Gymnasium loop, see the docstring>'")
-            for c in CONFIGS],
-        "anomalies": anomalies(complete) + [f"run failed: {f}" for f in failures]
-                     + [f"'{s.config.name}' has only {len(s.runs)} of {args.repeats} runs"
-                        for s in complete if len(s.runs) < args.repeats],
-    }
-    print(report(complete, args, bench, notes))
+    notes["commands"] = [shlex.join(bench.command(c, args.steps, shown)).replace(
+        shlex.quote(PLAIN_LOOP), "'<plain Gymnasium loop, see the docstring>'") for c in CONFIGS]
+    notes["anomalies"] = (anomalies(complete) + [f"run failed: {f}" for f in failures]
+                          + [f"'{s.config.name}' has only {len(s.runs)} of {args.repeats} runs"
+                             for s in complete if len(s.runs) < args.repeats])
+    print(report(complete, args, notes))
     return 1 if failures else 0
 
 
