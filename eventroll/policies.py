@@ -31,19 +31,26 @@ class Policy(Protocol):
 class RandomPolicy:
     """Samples uniformly from the action space, seeded per episode.
 
-    A ``Discrete`` action is a Python ``int`` drawn with :class:`random.Random`:
-    seeding it costs a quarter of a numpy generator's, a draw a sixth of
-    ``Discrete.sample()``'s, and envs check a Python int faster than a numpy one
-    (``tools/bench_loop.py``). Other spaces sample themselves.
+    A ``Discrete`` action is drawn with :class:`random.Random` (seeding it costs a
+    quarter of a numpy generator's, a draw a sixth of ``Discrete.sample()``'s) and
+    given as a numpy scalar of the space's dtype, as ``sample()`` gives it:
+    Gymnasium's ``Discrete.contains``, which envs call every step, checks a numpy
+    scalar faster than a Python int (2.2 against 2.9 us here; the loop is 5 %
+    faster, ``tools/bench_loop.py``). Other spaces sample themselves.
     """
+
+    TABLE_SIZE = 4096  # Discrete spaces up to this size draw from prebuilt scalars
 
     def __init__(self, action_space: spaces.Space, **_: Any) -> None:
         self._space = copy.deepcopy(action_space)
         self._random = random.Random()
         self._randrange = self._random.randrange
         discrete = type(action_space) is spaces.Discrete
-        self._start = int(action_space.start) if discrete else 0
         self._n = int(action_space.n) if discrete else 0  # 0: the space samples
+        if discrete:
+            start, scalar = int(action_space.start), action_space.dtype.type
+            self._values = [scalar(start + i) for i in range(min(self._n, self.TABLE_SIZE))]
+            self._scalar = lambda i: scalar(start + i)
 
     def seed(self, seed: int) -> None:
         if self._n:
@@ -53,7 +60,8 @@ class RandomPolicy:
 
     def compute_action(self, observation: Any, *, deterministic: bool = False) -> Any:
         if self._n:
-            return self._start + self._randrange(self._n)
+            i = self._randrange(self._n)
+            return self._values[i] if i < self.TABLE_SIZE else self._scalar(i)
         return self._space.sample()
 
 

@@ -11,7 +11,10 @@ step and the ratio to the plain loop:
   built-in random policy, seeded per episode as a run seeds it;
 * ``run_episode, space.sample()``: the same loop with a policy that seeds and
   samples the action space itself (what ``RandomPolicy`` did before it drew
-  Discrete actions with :class:`random.Random`).
+  Discrete actions with :class:`random.Random`);
+* ``run_episode, Python ints``: random.Random draws given as Python ints (what
+  ``RandomPolicy`` gave before it gave numpy scalars, which Gymnasium 1.x's
+  ``Discrete.contains`` checks faster).
 
     python tools/bench_loop.py --steps 200000 --repeats 5
 """
@@ -19,6 +22,7 @@ step and the ratio to the plain loop:
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -40,6 +44,19 @@ class SpaceSamplingPolicy:
 
     def compute_action(self, observation: object, *, deterministic: bool = False) -> object:
         return self._space.sample()
+
+
+class PythonIntPolicy:
+    """Draws Discrete actions with random.Random and gives them as Python ints."""
+
+    def __init__(self, action_space: gym.spaces.Discrete) -> None:
+        self._random, self._n = random.Random(), int(action_space.n)
+
+    def seed(self, seed: int) -> None:
+        self._random.seed(seed)
+
+    def compute_action(self, observation: object, *, deterministic: bool = False) -> object:
+        return self._random.randrange(self._n)
 
 
 def plain_loop(steps: int) -> float:
@@ -76,6 +93,7 @@ CASES: dict[str, Callable[[int], float]] = {
     "plain loop": plain_loop,
     "run_episode, RandomPolicy": eventroll_loop(RandomPolicy),
     "run_episode, space.sample()": eventroll_loop(SpaceSamplingPolicy),
+    "run_episode, Python ints": eventroll_loop(PythonIntPolicy),
 }
 
 

@@ -94,6 +94,25 @@ class TestEnvAndPolicy:
             ParallelRunner(n_processes=n)
 
 
+@pytest.mark.parametrize("space", [gym.spaces.Discrete(2), gym.spaces.Discrete(9000, start=-3),
+                                   gym.spaces.Discrete(3, dtype=np.int32)])
+def test_random_policy_gives_seeded_scalars_of_the_space(space):
+    """Discrete actions are numpy scalars of the space's dtype (beyond the prebuilt table
+    too), every value in the space is drawn, and a seed repeats the draws."""
+    policy = RandomPolicy(space)
+    draws = []
+    for _ in range(2):
+        policy.seed(7)
+        draws.append([policy.compute_action(None) for _ in range(3000)])
+    assert draws[0] == draws[1]
+    assert all(type(a) is space.dtype.type and space.contains(a) for a in draws[0])
+    values = {int(a) for a in draws[0]}
+    if space.n < 10:
+        assert values == set(range(space.start, space.start + space.n))
+    else:
+        assert max(values) >= space.start + RandomPolicy.TABLE_SIZE  # beyond the table too
+
+
 class TestInteractionLoop:
     def test_seeded_loop_is_repeatable_and_calls_back(self):
         """run_interaction_loop with seed lists repeats exactly; the callback sees each reset."""
