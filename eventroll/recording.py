@@ -71,7 +71,8 @@ class RecordingOptions:
 
 def recorder_specs(options: RecordingOptions, run_dir: str, run_id: str,
                    env_label: str) -> list[RecorderSpec]:
-    """One durable recorder process per artifact the options ask for."""
+    """One durable recorder per artifact the options ask for (which of them share a process:
+    :func:`eventroll.recorders.base.process_groups`)."""
     specs = []
     if options.event_log:
         specs.append(RecorderSpec("eventlog", EventLogRecorder,

@@ -17,7 +17,7 @@ IDLE_TICK = 0.05
 
 @dataclass(frozen=True)
 class RecorderSpec:
-    """A durable recorder to run in its own process: ``factory(**kwargs)``."""
+    """A durable recorder, built in its recorder process: ``factory(**kwargs)``."""
 
     name: str
     factory: Any

@@ -1,8 +1,8 @@
 """One run's processes: the hub, the durable recorders, the workers, and the driver.
 
 A :class:`RunSession` is created per ``run_with`` call and owns everything it
-starts: a private socket directory, the hub process, one process per recorder
-and per worker. All of them are started (forked, where the platform allows)
+starts: a private socket directory, the hub process, the recorder processes
+(:func:`~eventroll.recorders.base.process_groups`) and one process per worker. All of them are started (forked, where the platform allows)
 before this process creates any socket of its own, so no socket or context
 crosses a fork. Workers then wait for :meth:`RunSession.go`, which the driver
 gives once the hub has confirmed every durable subscriber.
