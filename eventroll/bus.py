@@ -13,7 +13,10 @@ Wire protocol (multipart ZeroMQ messages)::
 
 HEADER carries the source's worker id, the worker sequence number (``wseq``) of
 the first event, the number of events, steps and episode ends in the message,
-and flags (END marks the source's last message). SEQ is the global sequence
+and flags (END marks the source's last message), followed by the index of each
+episode that ends in the message (int64 each): the hub learns which episodes
+ended without decoding BODY, so that once a worker is lost the driver can ask
+which of its episodes never arrived whole. SEQ is the global sequence
 number the hub gave the first event; the events of a message get consecutive
 numbers. NEXT is the wseq the hub expects next from that source, i.e. one past
 the last event it has forwarded. BODY holds the message's events, one msgpack map
@@ -82,15 +85,27 @@ class Header:
     n_steps: int
     n_episode_ends: int
     n_aborted: int
+    ended: tuple[int, ...] = ()  # the episodes that end in the message
 
     @classmethod
     def unpack(cls, data: bytes) -> "Header":
-        if len(data) != HEADER.size:
-            raise CodecError(f"message header has {len(data)} bytes, expected {HEADER.size}")
-        version, *rest = HEADER.unpack(data)
+        if len(data) < HEADER.size:
+            raise CodecError(f"message header has {len(data)} bytes, expected {HEADER.size} "
+                             "and 8 per episode end")
+        version, *rest = HEADER.unpack_from(data)
         if version != VERSION:
             raise CodecError(f"message header version {version}, expected {VERSION}")
-        return cls(*rest)
+        n_ends = rest[5]
+        if len(data) != HEADER.size + 8 * n_ends:
+            raise CodecError(f"message header has {len(data)} bytes, expected {HEADER.size} "
+                             f"and 8 for each of its {n_ends} episode ends")
+        return cls(*rest, struct.unpack_from(f"<{n_ends}q", data, HEADER.size))
+
+    @staticmethod
+    def pack(flags: int, worker: int, first_wseq: int, n_events: int, n_steps: int,
+             ended: list[int], n_aborted: int) -> bytes:
+        return (HEADER.pack(VERSION, flags, worker, first_wseq, n_events, n_steps, len(ended),
+                            n_aborted) + struct.pack(f"<{len(ended)}q", *ended))
 
     @property
     def last_wseq(self) -> int:
@@ -151,7 +166,8 @@ class Publisher:
     """
 
     def __init__(self, endpoint: str, worker: int, *, stall_timeout: float = 120.0,
-                 ack_timeout: float = 60.0, alive: Callable[[], bool] = _always) -> None:
+                 ack_timeout: float = 60.0, alive: Callable[[], bool] = _always,
+                 first_wseq: int = 0) -> None:
         self.worker = worker
         self._alive = alive
         self._stall_timeout = stall_timeout
@@ -160,10 +176,9 @@ class Publisher:
         self._sock = _socket(self._ctx, zmq.DEALER, SNDHWM=SOURCE_HWM)
         self._sock.connect(endpoint)
         self._records: list[bytes] = []
-        self._first_wseq = 0
-        self._next_wseq = 0
+        self._first_wseq = self._next_wseq = first_wseq
         self._steps = 0
-        self._episode_ends = 0
+        self._ended: list[int] = []  # episodes whose episode.end is pending
         self._aborted = 0
         self._bytes = 0
         self.last_flush = time.monotonic()
@@ -194,7 +209,7 @@ class Publisher:
         if kind == "step.batch":
             self._steps += event.n  # type: ignore[attr-defined]
         elif kind == "episode.end":
-            self._episode_ends += 1
+            self._ended.append(event.episode)  # type: ignore[attr-defined]
             self._aborted += bool(event.aborted)  # type: ignore[attr-defined]
 
     def flush(self, *, end: bool = False, ack: bool = False) -> None:
@@ -202,13 +217,13 @@ class Publisher:
         if not records and not (end or ack):
             return
         flags = (FLAG_END if end else 0) | (FLAG_ACK if ack else 0)
-        header = HEADER.pack(VERSION, flags, self.worker, self._first_wseq,
-                             len(records), self._steps, self._episode_ends, self._aborted)
+        header = Header.pack(flags, self.worker, self._first_wseq, len(records), self._steps,
+                             self._ended, self._aborted)
         _send(self._sock, [header, b"".join(records)] if records else [header],
               self._stall_timeout, f"worker {self.worker} sending to the hub", self._alive)
         self._first_wseq = self._next_wseq
-        self._records = []
-        self._steps = self._episode_ends = self._aborted = self._bytes = 0
+        self._records, self._ended = [], []
+        self._steps = self._aborted = self._bytes = 0
         self.last_flush = time.monotonic()
 
     def sync(self) -> None:
@@ -242,6 +257,28 @@ class Publisher:
 class _SourceState:
     expected_wseq: int = 0
     ended: bool = False
+    lost: bool = False  # the driver declared the source dead; its stream ends where it broke
+
+
+class EpisodeEnds:
+    """Which of a run's ``n`` episodes have ended, as one bit each."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._bits = bytearray((n + 7) // 8)
+
+    def check(self, episodes: tuple[int, ...]) -> None:
+        for episode in episodes:
+            if not 0 <= episode < self.n:
+                raise CodecError(f"episode end {episode} out of the run's range 0..{self.n - 1}")
+
+    def add(self, episodes: tuple[int, ...]) -> None:
+        bits = self._bits
+        for episode in episodes:
+            bits[episode >> 3] |= 1 << (episode & 7)
+
+    def __contains__(self, episode: int) -> bool:
+        return 0 <= episode < self.n and bool(self._bits[episode >> 3] & (1 << (episode & 7)))
 
 
 @dataclass
@@ -285,6 +322,7 @@ class Hub:
         self._subscribers: dict[bytes, str] = {}
         self._sources: dict[int, _SourceState] = {}
         self._seq = 0
+        self._ends: EpisodeEnds | None = None  # tracked once the driver says how many
         self._report = HubReport()
         self._finished = False
         self._last_progress = 0.0
@@ -323,6 +361,8 @@ class Hub:
             if len(payload) != (2 if header.n_events else 1):
                 raise CodecError(f"a message of {header.n_events} events has {len(payload)} "
                                  f"frames, expected {2 if header.n_events else 1}")
+            if self._ends is not None:
+                self._ends.check(header.ended)
         except CodecError as exc:
             self._reject(f"ingress: {exc}")
             return
@@ -339,6 +379,8 @@ class Hub:
             self._report.steps += header.n_steps
             self._report.episode_ends += header.n_episode_ends
             self._report.aborted += header.n_aborted
+            if self._ends is not None:
+                self._ends.add(header.ended)
         if header.flags & FLAG_END:
             source.ended = True
         if header.flags & (FLAG_END | FLAG_ACK):
@@ -413,24 +455,52 @@ class Hub:
     # -- control ------------------------------------------------------------------
     def _on_control(self, identity: bytes, request: bytes = b"", *_: bytes) -> None:
         try:
-            command = codec.decode(request).get("cmd")
+            message = codec.decode(request)
+            command = message.get("cmd")
         except (CodecError, AttributeError):
-            command = None
+            message, command = {}, None
+        try:
+            reply = self._control_reply(command, message)
+        except (KeyError, TypeError, ValueError) as exc:
+            reply = {"error": f"bad control request {command!r:.20}: {type(exc).__name__}: {exc}"}
+        self._control.send_multipart([identity, codec.encode(reply)])
+
+    def _control_reply(self, command: Any, message: dict[str, Any]) -> dict[str, Any]:
         if command == "status":
             reply = {**self._report.to_map(), "subscribers": sorted(self._subscribers.values())}
+        elif command == "track":
+            self._ends = EpisodeEnds(int(message["episodes"]))
+            reply = {"tracking": self._ends.n}
+        elif command == "lost":
+            reply = self._lost(int(message["worker"]), message.get("episodes", []))
         elif command == "finish":
             self._finish_sources()
             self._finish_durables()
             self._finished = True
             reply = self._report.to_map()
         else:
-            reply = {"error": f"unknown control request {request!r:.60}"}
-        self._control.send_multipart([identity, codec.encode(reply)])
+            reply = {"error": f"unknown control request {command!r:.60}"}
+        return reply
+
+    def _lost(self, worker: int, episodes: list[int]) -> dict[str, Any]:
+        """The driver found source ``worker`` dead: take in what it sent before it died
+        and say which of ``episodes`` (those it took) ended; the driver then ends the
+        stream in its place."""
+        while True:
+            try:
+                self._on_ingress(self._ingress.recv_multipart(zmq.NOBLOCK))
+            except zmq.Again:
+                break
+        state = self._sources.setdefault(worker, _SourceState())
+        state.lost = True
+        ends = self._ends
+        return {"stream_ended": state.ended, "last_wseq": state.expected_wseq - 1,
+                "ended": [] if ends is None else [e for e in episodes if e in ends]}
 
     def _finish_sources(self) -> None:
         for worker, state in sorted(self._sources.items()):
             self._report.sources[worker] = {"last_wseq": state.expected_wseq - 1,
-                                            "ended": state.ended}
+                                            "ended": state.ended, "lost": state.lost}
             if not state.ended:
                 self._report.errors.append(f"worker {worker}: stream ended without its end marker "
                                            f"after wseq {state.expected_wseq - 1}")
@@ -449,8 +519,8 @@ class HubClient:
         self._sock = _socket(self._ctx, zmq.DEALER)
         self._sock.connect(endpoint)
 
-    def request(self, cmd: str, timeout: float) -> dict[str, Any]:
-        self._sock.send(codec.encode({"cmd": cmd}))
+    def request(self, cmd: str, timeout: float, **fields: Any) -> dict[str, Any]:
+        self._sock.send(codec.encode({"cmd": cmd, **fields}))
         reply = _poll_recv(self._sock, timeout)
         if reply is None:
             raise BusError(f"the hub did not answer {cmd!r} within {timeout:g} s")

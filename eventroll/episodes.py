@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from eventroll.events import EpisodeEnd, EpisodeStart, Event, StepBatch
+from eventroll.events import EpisodeEnd, EpisodeLost, EpisodeStart, Event, StepBatch
 
 
 def concat(columns: list[Any]) -> Any:
@@ -68,4 +68,6 @@ def assemble(events: Iterable[Event]) -> dict[int, Episode]:
             episodes[event.episode].add(event)
         elif isinstance(event, EpisodeEnd) and event.episode in episodes:
             episodes[event.episode].end = event
+        elif isinstance(event, EpisodeLost):  # what arrived of it is void
+            episodes.pop(event.episode, None)
     return episodes

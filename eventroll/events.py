@@ -153,6 +153,18 @@ class EpisodeEnd(Event):
 
 
 @dataclass(kw_only=True, slots=True)
+class EpisodeLost(Event):
+    """What arrived of an episode is void: its worker died before the episode arrived
+    whole. Sent for the dead worker (same ``worker``) by the driver, which then has the
+    episode aborted (an ``episode.end``, aborted, follows) or played again from its
+    start by another worker."""
+
+    KIND: ClassVar[str] = "episode.lost"
+    episode: int
+    reason: str
+
+
+@dataclass(kw_only=True, slots=True)
 class Custom(Event):
     """An event that env or policy code emits by name."""
 
@@ -166,7 +178,7 @@ class Custom(Event):
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.KIND: cls
     for cls in (RunStart, RunEnd, WorkerStart, WorkerEnd, WorkerError,
-                EpisodeStart, StepBatch, EpisodeEnd, Custom)
+                EpisodeStart, StepBatch, EpisodeEnd, EpisodeLost, Custom)
 }
 KINDS = tuple(EVENT_TYPES)
 

@@ -319,6 +319,8 @@ class StatsAggregator:
             self._open.setdefault(event.episode, {})
         elif kind == "episode.end":
             self._on_episode_end(event)
+        elif kind == "episode.lost":  # what arrived of it is void; it may be played again
+            self._open.pop(event.episode, None)
         elif kind == "run.start":
             self._run_id, self._start_time = event.run_id, event.time
         elif kind == "run.end":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any
 
 import gymnasium as gym
@@ -11,16 +13,19 @@ from gymnasium import spaces
 
 class FailingEnv(gym.Env):
     """A counter env that raises on step ``fail_step`` of episodes reset with a seed
-    divisible by ``fail_every`` (0 never fails). Episodes last ``length`` steps and end
-    by termination; observations are ``[t, seed]``, rewards 1.0."""
+    divisible by ``fail_every`` (0 never fails), and kills its own process with
+    SIGKILL on that step of the episode reset with seed ``kill_seed``. Episodes last
+    ``length`` steps and end by termination; observations are ``[t, seed]``, rewards
+    1.0."""
 
     metadata: dict[str, Any] = {"render_modes": []}
 
     def __init__(self, length: int = 5, fail_step: int = 2, fail_every: int = 0,
-                 render_mode: str | None = None) -> None:
+                 kill_seed: int | None = None, render_mode: str | None = None) -> None:
         self.observation_space = spaces.Box(0, np.inf, shape=(2,), dtype=np.float32)
         self.action_space = spaces.Discrete(2)
         self.length, self.fail_step, self.fail_every = length, fail_step, fail_every
+        self.kill_seed = kill_seed
         self._t, self._seed = 0, 0
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -29,6 +34,8 @@ class FailingEnv(gym.Env):
         return self._observation(), {}
 
     def step(self, action: Any):
+        if self._seed == self.kill_seed and self._t == self.fail_step:
+            os.kill(os.getpid(), signal.SIGKILL)
         if self.fail_every and self._seed % self.fail_every == 0 and self._t == self.fail_step:
             raise RuntimeError(f"FailingEnv: planned failure at step {self._t}")
         self._t += 1

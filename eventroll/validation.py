@@ -322,7 +322,7 @@ class LogChecker:
             "run.start": self._on_run_start, "run.end": self._on_run_end,
             "worker.start": self._on_worker_start, "worker.end": self._on_worker_end,
             "episode.start": self._on_episode_start, "step.batch": self._on_step_batch,
-            "episode.end": self._on_episode_end,
+            "episode.end": self._on_episode_end, "episode.lost": self._on_episode_lost,
         }
 
     def _add(self, message: str) -> None:
@@ -449,6 +449,15 @@ class LogChecker:
             self._add(f"episode {event.episode}: episode.end says length {event.length}, its "
                       f"step.batch records hold {episode.steps} steps")
         episode.end = event
+
+    def _on_episode_lost(self, event: events.EpisodeLost) -> None:
+        """What arrived of the episode is void: it is aborted or played again from its start."""
+        episode = self.episodes.get(event.episode)
+        if episode is not None and episode.end is not None:
+            self._add(f"episode.lost of episode {event.episode}, which had ended (at seq "
+                      f"{episode.end.seq})")
+            return
+        self.episodes.pop(event.episode, None)
 
     # -- the log as a whole
 

@@ -256,6 +256,7 @@ class RolloutRunner:
         with RunSession(self._recorders(plan), timeouts=self.timeouts,
                         start_method=self.start_method) as session:
             session.start(self._worker_processes(plan, session))
+            session.track_episodes(plan.seeds.n_episodes)
             session.announce(plan.run_dir, plan.run_id)
             session.emit(self._run_start(plan))
             session.go()

@@ -13,7 +13,8 @@ from eventroll.errors import ConfigError
 from eventroll.policies import Policy
 from eventroll.runners.base import RolloutRunner, RunPlan
 from eventroll.runners.session import ProcessSpec, RunSession, process_context, reap
-from eventroll.runners.worker import EpisodeSettings, WorkerSpec, worker_main
+from eventroll.runners.supervision import REPLACEMENTS, Supervisor
+from eventroll.runners.worker import EpisodeSettings, Handout, WorkerSpec, worker_main
 
 SUPERVISE_INTERVAL = 0.1
 
@@ -61,26 +62,31 @@ class ParallelRunner(RolloutRunner):
 
     def _worker_processes(self, plan: RunPlan, session: RunSession) -> list[ProcessSpec]:
         n = plan.seeds.n_episodes
-        counter = session.context.Value("q", 0)
+        context = session.context
+        handout = Handout(context.Value("q", 0), context.RawArray("h", n),
+                          context.RawArray("q", [-1] * (self.n_workers + REPLACEMENTS)))
         settings = EpisodeSettings(plan.seeds.env, plan.seeds.agent, self.deterministic, False,
                                    self.batch_steps, self.flush_interval, self.recording.logits)
+        # what a replacement of a dead worker is handed, with its own id (no rendering)
+        self._template = WorkerSpec(-1, session.endpoints.ingress, plan.env, plan.agent, n,
+                                    handout, settings, session.go_event, self.timeouts.start,
+                                    self.timeouts.stall, self.timeouts.finish)
         rendering = dataclasses.replace(settings, render=True)  # worker 0's, with render
-        return [ProcessSpec(f"eventroll-worker-{worker}", worker_main, (WorkerSpec(
-                    worker, session.endpoints.ingress, plan.env, plan.agent, n, counter,
-                    rendering if self.render and worker == 0 else settings,
-                    session.go_event, self.timeouts.start, self.timeouts.stall,
-                    self.timeouts.finish),))
-                for worker in range(min(self.n_processes, n))]
+        return [ProcessSpec(f"eventroll-worker-{worker}", worker_main, (dataclasses.replace(
+                    self._template, worker=worker,
+                    settings=rendering if self.render and worker == 0 else settings),))
+                for worker in range(self.n_workers)]
 
     def _execute(self, plan: RunPlan, session: RunSession, probe: gym.Env,
                  policy: Policy) -> list[str]:
-        workers = session.workers
+        supervisor = Supervisor(session, self._template.handout, self._template)
         try:
-            while any(process.exitcode is None for process in workers):
+            while supervisor.running:
                 progress = session.progress(SUPERVISE_INTERVAL)
                 if progress is not None:
                     self.progress.update(progress["episode_ends"], progress["steps"])
+                supervisor.check()
+            supervisor.check()
         finally:
-            reap(workers, self.timeouts.reap)
-        return [f"worker {i} exited with status {p.exitcode}"
-                for i, p in enumerate(workers) if p.exitcode != 0]
+            reap(list(supervisor.workers.values()), self.timeouts.reap)
+        return supervisor.errors

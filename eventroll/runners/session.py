@@ -130,10 +130,33 @@ class RunSession:
         self._live = bus.LiveSubscription(self.endpoints.live, topics=(b"progress",))
         self.driver = self.source(-1)
 
-    def source(self, worker: int) -> bus.Publisher:
-        """A publisher in this process for source ``worker``, with the session's timeouts."""
+    def source(self, worker: int, first_wseq: int = 0) -> bus.Publisher:
+        """A publisher in this process for source ``worker`` (its first event numbered
+        ``first_wseq``), with the session's timeouts."""
         return bus.Publisher(self.endpoints.ingress, worker, stall_timeout=self.timeouts.stall,
-                             ack_timeout=self.timeouts.finish)
+                             ack_timeout=self.timeouts.finish, first_wseq=first_wseq)
+
+    def spawn(self, name: str, target: Any, args: tuple) -> BaseProcess:
+        """Start one more process of the run (a replacement worker), reaped with the rest.
+        It is forked after this process opened its sockets; it must not touch them, and a
+        worker does not: it opens its own."""
+        return self._spawn(name, target, args)
+
+    def track_episodes(self, n_episodes: int) -> None:
+        """Have the hub keep which of the run's episodes have ended (for :meth:`lost`)."""
+        self._request("track", episodes=n_episodes)
+
+    def lost(self, worker: int, episodes: list[int]) -> dict[str, Any]:
+        """Tell the hub that source ``worker`` died; it takes in what arrived of it and
+        answers whether its stream had ended, its last wseq, and which of ``episodes``
+        ended."""
+        return self._request("lost", worker=worker, episodes=episodes)
+
+    def _request(self, cmd: str, **fields: Any) -> dict[str, Any]:
+        reply = self._client.request(cmd, self.timeouts.stall, **fields)
+        if "error" in reply:
+            raise BusError(f"the hub refused {cmd!r}: {reply['error']}")
+        return reply
 
     def _wait_registered(self, hub: BaseProcess, names: set[str]) -> None:
         deadline = time.monotonic() + self.timeouts.start
@@ -163,7 +186,7 @@ class RunSession:
         self.driver.sync()
 
     def status(self) -> dict[str, Any]:
-        return self._client.request("status", self.timeouts.stall)
+        return self._request("status")
 
     def progress(self, timeout: float) -> dict[str, Any] | None:
         """The hub's latest progress counters, or None if none arrived in ``timeout``."""

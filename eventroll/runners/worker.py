@@ -30,20 +30,60 @@ class EpisodeSettings:
 
 def play_episodes(env: Any, policy: Any, publisher: Publisher, episodes: Iterator[int],
                   settings: EpisodeSettings,
-                  on_episode: Callable[[EpisodeSummary], None] | None = None) -> int:
-    """Play the given episode indices on one env, sending events; return how many."""
+                  on_episode: Callable[[EpisodeSummary], None] | None = None,
+                  playing: Callable[[int], None] | None = None) -> int:
+    """Play the given episode indices on one env, sending events; return how many.
+    ``playing(index)`` is told each episode as it begins, and -1 once it has ended."""
     sink = BusSink(publisher, pid=os.getpid(), batch_steps=settings.batch_steps,
                    flush_interval=settings.flush_interval)
     count = 0
     for index in episodes:
+        if playing is not None:
+            playing(index)
         summary = run_episode(env, policy, index, env_seed=settings.env_seeds[index],
                               agent_seed=settings.agent_seeds[index],
                               deterministic=settings.deterministic, render=settings.render,
                               record_logits=settings.record_logits, sink=sink)
+        if playing is not None:
+            playing(-1)
         count += 1
         if on_episode is not None:
             on_episode(summary)
     return count
+
+
+@dataclass
+class Handout:
+    """How the episodes of a run are handed out to its workers, in shared memory.
+
+    ``counter`` (``multiprocessing.Value("q")``) is the next episode never handed out;
+    ``owners[i]`` is 1 + the worker that took episode ``i``; ``playing[w]`` the
+    episode worker ``w`` plays, -1 between episodes. A worker that dies leaves in
+    them what it took and what it was playing.
+    """
+
+    counter: Any
+    owners: Any  # multiprocessing.RawArray("h", n_episodes)
+    playing: Any  # multiprocessing.RawArray("q", the most workers a run may start)
+
+    def take(self, worker: int, n_episodes: int, first: tuple[int, ...],
+             alive: Callable[[], bool]) -> Iterator[int]:
+        """``first``, then episodes handed out dynamically across workers, while the
+        driver lives; each marked as this worker's."""
+        for index in first:
+            if not alive():
+                return
+            self.owners[index] = worker + 1
+            yield index
+        counter = self.counter
+        while alive():
+            with counter.get_lock():
+                index = counter.value
+                if index >= n_episodes:
+                    return
+                counter.value = index + 1
+                self.owners[index] = worker + 1
+            yield index
 
 
 @dataclass
@@ -55,23 +95,13 @@ class WorkerSpec:
     env: EnvFactory
     agent: Any
     n_episodes: int
-    counter: Any  # multiprocessing.Value("q"): the next episode index to hand out
+    handout: Handout
     settings: EpisodeSettings
     go: Any  # multiprocessing.Event, set once the durable subscribers are confirmed
     start_timeout: float
     stall_timeout: float
     ack_timeout: float
-
-
-def _take(counter: Any, n_episodes: int, alive: Callable[[], bool]) -> Iterator[int]:
-    """Episode indices handed out dynamically across workers, while the driver lives."""
-    while alive():
-        with counter.get_lock():
-            index = counter.value
-            if index >= n_episodes:
-                return
-            counter.value = index + 1
-        yield index
+    first: tuple[int, ...] = ()  # episodes to play before taking new ones (a replacement's)
 
 
 def worker_main(spec: WorkerSpec) -> None:
@@ -98,8 +128,11 @@ def worker_main(spec: WorkerSpec) -> None:
             publisher.add(worker_error(pid, None, exc))
             failed = True
         else:
-            episodes = play_episodes(env, policy, publisher,
-                                     _take(spec.counter, spec.n_episodes, alive), spec.settings)
+            handout = spec.handout
+            episodes = play_episodes(
+                env, policy, publisher,
+                handout.take(spec.worker, spec.n_episodes, spec.first, alive), spec.settings,
+                playing=lambda index: handout.playing.__setitem__(spec.worker, index))
         publisher.finish(WorkerEnd(pid=pid, episodes=episodes, last_wseq=publisher.next_wseq))
     finally:
         if env is not None:

@@ -112,6 +112,8 @@ class TrajectoryCollector:
             self._open[event.episode] = Episode.started(event)
         elif kind == "episode.end":
             return self._finish(event, self._open.pop(event.episode, None))
+        elif kind == "episode.lost":  # what arrived of it is void; it may be played again
+            self._open.pop(event.episode, None)
         elif kind == "run.start":
             self.run_start = event
         return None

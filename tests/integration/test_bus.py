@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import struct
+
 import zmq
 
 from eventroll import bus, codec, read_events
-from eventroll.events import Custom, RunEnd
+from eventroll.events import Custom, EpisodeEnd, RunEnd
 from eventroll.recorders.eventlog import EventLogRecorder
 from eventroll.runners.session import RecorderSpec, RunSession, Timeouts
 
@@ -91,3 +93,33 @@ class TestHostileInput:
         assert any("unknown event kind 'nope'" in e for e in recorder["errors"])
         assert any("header announces 2 events, its body holds 1" in e for e in recorder["errors"])
         assert [e.KIND for e in read_events(path)] == ["custom", "run.end"]
+
+    def test_episode_ends_in_headers_are_checked_and_kept(self, tmp_path):
+        """The hub keeps which episodes ended from the message headers: it refuses a header
+        whose episode list does not match its count or leaves the run's range, and tells
+        the driver which episodes of a dead source arrived whole."""
+        session, path = session_with_log(tmp_path)
+        with session:
+            session.track_episodes(5)
+            context = zmq.Context()
+            raw = context.socket(zmq.DEALER)
+            raw.setsockopt(zmq.LINGER, 1000)
+            raw.connect(session.endpoints.ingress)
+            ends = [codec.encode(EpisodeEnd(episode=e, length=0, return_=0.0, terminated=True,
+                                            truncated=False, aborted=False, wall_time=0.0,
+                                            worker=9, wseq=i).to_record())
+                    for i, e in enumerate((1, 3))]
+            short = bus.HEADER.pack(bus.VERSION, 0, 9, 0, 2, 0, 2, 0) + struct.pack("<q", 1)
+            raw.send_multipart([short, b"".join(ends)])  # two ends announced, one listed
+            outside = bus.Header.pack(0, 9, 0, 2, 0, [1, 7], 0)
+            raw.send_multipart([outside, b"".join(ends)])  # episode 7 of 0..4
+            raw.send_multipart([bus.Header.pack(0, 9, 0, 2, 0, [1, 3], 0), b"".join(ends)])
+            raw.close()
+            context.term()
+            lost = session.lost(9, [1, 2, 3])
+            report = session.finish(run_end())
+        assert lost == {"stream_ended": False, "last_wseq": 1, "ended": [1, 3]}
+        assert report["rejected"] == 2
+        assert any("8 for each of its 2 episode ends" in e for e in report["errors"])
+        assert any("episode end 7 out of the run's range 0..4" in e for e in report["errors"])
+        assert [e.KIND for e in read_events(path)] == ["episode.end", "episode.end", "run.end"]

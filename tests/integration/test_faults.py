@@ -100,3 +100,67 @@ def test_killing_the_driver_leaves_no_process_and_a_readable_log(tmp_path):
     events = list(read_events(log))
     assert events[0].KIND == "run.start"
     assert [e.seq for e in events] == list(range(len(events)))
+
+
+N_KILLED_RUN = 60
+KILLED = 9  # the episode reset with seed 10 kills its worker at step 2
+
+
+@pytest.fixture(scope="module")
+def killed_run(tmp_path_factory):
+    env = {"name": "eventroll.testing:failing_env", "length": 5, "fail_step": 2, "kill_seed": 10}
+    # workers send every 5 s: the killed one dies with every episode it finished unsent
+    runner = ParallelRunner(n_episodes=N_KILLED_RUN, n_processes=2, console=None,
+                            flush_interval=5.0,
+                            explicit_env_seeds=list(range(1, N_KILLED_RUN + 1)), agent_base_seed=0)
+    return runner.run_with(env, run_dir=str(tmp_path_factory.mktemp("killed") / "run"))
+
+
+class TestWorkerKilled:
+    """A worker SIGKILLed mid-episode: the run notices, aborts that episode, has the
+    episodes the worker had not sent whole played again by a replacement worker, and
+    ends failed with a one-line reason; every artifact holds every other episode."""
+
+    def test_the_run_says_which_worker_died_and_what_became_of_its_episodes(self, killed_run):
+        assert (killed_run.status, killed_run.exit_code) == ("failed", 1)
+        assert (killed_run.episodes, killed_run.aborted) == (N_KILLED_RUN - 1, 1)
+        [death] = [e for e in killed_run.errors if "killed by SIGKILL" in e]
+        assert f"episode {KILLED} aborted" in death and "\n" not in death
+
+    def test_every_other_episode_is_whole_in_the_event_log(self, killed_run):
+        log = list(read_events(killed_run.event_log))
+        episodes = assemble(log)
+        assert sorted(episodes) == [i for i in range(N_KILLED_RUN) if i != KILLED]
+        assert all((e.length, e.end.terminated) == (5, True) for e in episodes.values())
+        [end] = [e for e in log if e.KIND == "episode.end" and e.episode == KILLED]
+        assert end.aborted and end.length == 0
+
+    def test_the_dead_worker_stream_is_ended_for_it(self, killed_run):
+        log = list(read_events(killed_run.event_log))
+        dead = next(e.worker for e in log if e.KIND == "worker.error" and e.episode == KILLED)
+        stream = [e for e in log if e.worker == dead]
+        assert [e.wseq for e in stream] == list(range(len(stream)))
+        assert stream[-1].KIND == "worker.end"
+        lost = [e.episode for e in log if e.KIND == "episode.lost"]
+        assert KILLED in lost
+        replayed = set(lost) - {KILLED}
+        assert replayed  # it had finished episodes before the one it died in
+        replacement = {e.worker for e in log if e.KIND == "episode.start" and e.episode in replayed}
+        assert replacement <= {2}  # the replacement worker's id comes after 0 and 1
+
+    def test_validate_finds_the_log_whole(self, killed_run):
+        from eventroll.validation import validate_event_log
+        report = validate_event_log(killed_run.event_log)
+        assert report.valid, [str(problem) for problem in report.problems]
+
+    def test_trajectories_and_stats_agree(self, killed_run):
+        import json
+        import os
+        from eventroll.trajectories.flat import TrajectoryFile
+        with TrajectoryFile(os.path.join(killed_run.run_dir, "trajectories.h5")) as trajectories:
+            statuses = {t.index: t.status for t in trajectories}
+        assert sorted(statuses) == list(range(N_KILLED_RUN))
+        assert [i for i, s in statuses.items() if s == "aborted"] == [KILLED]
+        with open(os.path.join(killed_run.run_dir, "stats.json")) as file:
+            stats = json.load(file)
+        assert (stats["episode_count"], stats["aborted_episode_count"]) == (N_KILLED_RUN - 1, 1)

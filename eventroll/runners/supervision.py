@@ -1,0 +1,124 @@
+"""Workers that die: their streams ended for them, their episodes aborted or played again.
+
+A worker killed by a signal (SIGKILL, the OOM killer, a crash in native code) or
+exiting without ending its stream cannot say what it had done. The driver knows
+which episodes it took and which it was playing (:class:`Handout`); the hub
+knows which of them arrived whole (their ``episode.end`` did). With both, the
+driver ends the dead worker's stream in its place, in its ``wseq`` order:
+
+* ``worker.error`` naming the death;
+* ``episode.lost`` for each of its episodes that did not arrive whole;
+* ``episode.end`` (aborted) for the episode it was playing;
+* ``worker.end``.
+
+The episodes it had finished but whose records were still on their way are
+played again, from their start, by a replacement worker (a new worker id), which
+then takes new episodes like any other. Seeds make the replay the same episode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import time
+from multiprocessing.process import BaseProcess
+
+import numpy as np
+
+from eventroll.events import EpisodeEnd, EpisodeLost, WorkerEnd, WorkerError
+from eventroll.runners.session import RunSession
+from eventroll.runners.worker import Handout, WorkerSpec, worker_main
+
+REPLACEMENTS = 4  # workers started in place of dead ones, at most, per run
+ARRIVAL_GRACE = 0.2  # s: for what a dead worker had sent to reach the hub
+
+
+def exit_reason(exitcode: int) -> str:
+    """How a process ended, from its exit code: 'killed by SIGKILL', 'exit status 3'."""
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit status {exitcode}"
+
+
+class Supervisor:
+    """Watches a parallel run's workers; takes over the stream of any that dies."""
+
+    def __init__(self, session: RunSession, handout: Handout, template: WorkerSpec) -> None:
+        self._session = session
+        self._handout = handout
+        self._template = template
+        self.workers: dict[int, BaseProcess] = dict(enumerate(session.workers))
+        self._initial = len(self.workers)
+        self._handled: set[int] = set()
+        self.errors: list[str] = []
+
+    @property
+    def running(self) -> bool:
+        return any(process.exitcode is None for process in self.workers.values())
+
+    def check(self) -> None:
+        """Handle every worker that has exited with a failure since the last check."""
+        for worker, process in list(self.workers.items()):
+            if worker in self._handled or process.exitcode in (None, 0):
+                continue
+            self._handled.add(worker)
+            self.errors.append(self._after_death(worker, process))
+
+    def _after_death(self, worker: int, process: BaseProcess) -> str:
+        died = f"worker {worker} (pid {process.pid}) {exit_reason(process.exitcode)}"
+        time.sleep(ARRIVAL_GRACE)
+        taken = np.flatnonzero(np.frombuffer(self._handout.owners, np.int16) == worker + 1)
+        reply = self._session.lost(worker, [int(e) for e in taken])
+        if reply["stream_ended"]:  # it said goodbye first: nothing of it is lost
+            return died
+        ended = set(reply["ended"])
+        unfinished = [int(e) for e in taken if e not in ended]
+        playing = int(self._handout.playing[worker])
+        aborted = playing if playing in unfinished else None
+        replay = [e for e in unfinished if e != aborted]
+        replacement = self._replace(replay)
+        what = (f"episode {aborted} aborted" if aborted is not None else "no episode aborted")
+        if replay:
+            what += (f"; episodes {_listed(replay)} played again by worker {replacement}"
+                     if replacement is not None else
+                     f"; episodes {_listed(replay)} lost (no replacement worker left)")
+        message = f"{died}: {what}"
+        self._end_stream(worker, process.pid, reply["last_wseq"] + 1, unfinished, aborted,
+                         len(ended), message)
+        return message
+
+    def _replace(self, replay: list[int]) -> int | None:
+        """Start a worker that plays ``replay`` first, then takes new episodes."""
+        left = replay or self._handout.counter.value < self._template.n_episodes
+        if len(self.workers) - self._initial >= REPLACEMENTS or not left:
+            return None
+        worker = len(self.workers)
+        spec = dataclasses.replace(self._template, worker=worker, first=tuple(replay))
+        self.workers[worker] = self._session.spawn(f"eventroll-worker-{worker}", worker_main, (spec,))
+        return worker
+
+    def _end_stream(self, worker: int, pid: int, next_wseq: int, unfinished: list[int],
+                    aborted: int | None, arrived: int, message: str) -> None:
+        """Send what the dead worker could not, as it: its stream continues at ``next_wseq``."""
+        publisher = self._session.source(worker, first_wseq=next_wseq)
+        try:
+            publisher.add(WorkerError(pid=pid, episode=aborted, error=message))
+            for episode in unfinished:
+                fate = "aborted" if episode == aborted else "played again"
+                publisher.add(EpisodeLost(episode=episode, reason=f"worker {worker} died before "
+                                          f"episode {episode} arrived whole; it is {fate}"))
+            if aborted is not None:
+                publisher.add(EpisodeEnd(episode=aborted, length=0, return_=0.0, terminated=False,
+                                         truncated=False, aborted=True, wall_time=0.0))
+            publisher.finish(WorkerEnd(pid=pid, episodes=arrived + (aborted is not None),
+                                       last_wseq=publisher.next_wseq))
+        finally:
+            publisher.close()
+
+
+def _listed(episodes: list[int], most: int = 10) -> str:
+    shown = ", ".join(map(str, episodes[:most]))
+    return shown + (f" and {len(episodes) - most} more" if len(episodes) > most else "")
