@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -39,7 +38,7 @@ class Event:
     def to_record(self) -> dict[str, Any]:
         """The event as a flat map, ready to encode. ``seq`` is left to the hub."""
         record: dict[str, Any] = {"kind": self.KIND}
-        for key, attr, _, _ in _FIELDS[self.KIND]:
+        for key, attr, *_ in _FIELDS[self.KIND]:
             record[key] = getattr(self, attr)
         if self.seq >= 0:
             record["seq"] = self.seq
@@ -183,6 +182,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
 KINDS = tuple(EVENT_TYPES)
 
 
+_ABSENT = object()  # a field a record does not have
+
+
 def is_int(v: Any) -> bool:
     """An int (Python or numpy), not a bool."""
     return type(v) is int or isinstance(v, np.integer)
@@ -201,25 +203,24 @@ _TYPES: dict[str, tuple[tuple[type, ...], tuple[type, ...]]] = {
 }
 
 
-def _checker(type_text: str) -> Callable[[Any], bool] | None:
-    """A check for an annotation like ``int`` or ``int | None``; None accepts anything."""
+def _accepted(type_text: str) -> tuple[frozenset[type] | None, tuple[type, ...]]:
+    """The types a field annotated like ``int`` or ``int | None`` accepts: (exact types,
+    further types accepted with isinstance); (None, ()) accepts anything."""
     options = [t.strip() for t in type_text.split("|")]
     if "Any" in options:
-        return None
-    exact = frozenset(t for option in options for t in _TYPES[option][0])
-    further = tuple(t for option in options for t in _TYPES[option][1])
-    if not further:
-        return lambda v: type(v) in exact
-    return lambda v: type(v) in exact or isinstance(v, further)
+        return None, ()
+    return (frozenset(t for option in options for t in _TYPES[option][0]),
+            tuple(t for option in options for t in _TYPES[option][1]))
 
 
-FieldSpec = tuple[str, str, "Callable[[Any], bool] | None", bool]
+# (record key, attribute, exact types, further types, required)
+FieldSpec = tuple[str, str, "frozenset[type] | None", tuple, bool]
 
 
 def _fields_of(cls: type[Event]) -> tuple[FieldSpec, ...]:
-    """(record key, attribute, check, required) for each field of a kind, but ``seq``."""
+    """How each field of a kind but ``seq`` is read from a record and checked."""
     return tuple(
-        (_record_key(f.name), f.name, _checker(str(f.type)),
+        (_record_key(f.name), f.name, *_accepted(str(f.type)),
          f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
         for f in dataclasses.fields(cls) if f.name != "seq"
     )
@@ -254,13 +255,15 @@ def from_record(record: Any, *, arrays: bool = True) -> Event:
     if cls is None:
         raise EventError(f"unknown event kind {kind!r:.40}; known kinds: {', '.join(KINDS)}")
     values: dict[str, Any] = {}
-    for key, attr, check, required in _FIELDS[kind]:
-        if key not in record:
+    get = record.get
+    for key, attr, exact, further, required in _FIELDS[kind]:
+        value = get(key, _ABSENT)
+        if value is _ABSENT:
             if required:
                 raise EventError(f"{kind} event lacks the field {key!r}")
             continue
-        value = record[key]
-        if check is not None and not check(value):
+        if exact is not None and type(value) not in exact and not (
+                further and isinstance(value, further)):
             raise EventError(f"{kind} event field {key!r} has the wrong type "
                              f"({type(value).__name__})")
         values[attr] = value
