@@ -6,7 +6,7 @@ What it measures
 Steps per second of whole ``eventroll run`` processes, CartPole-v1 (the default
 env) with a uniformly random policy, parallel runner with 2 workers
 (``runner=parallel runner.n_processes=2``), all three recorders on (event log,
-HDF5 trajectories, statistics), in three configurations:
+HDF5 trajectories, statistics), in four configurations:
 
 * ``no subscribers``: the run alone;
 * ``N subscribers``: ``--subscribers`` (default 10) live subscriber processes
@@ -15,6 +15,11 @@ HDF5 trajectories, statistics), in three configurations:
   seconds (default 3) after its first event, then goes on. The fan-out holds
   only a few messages for a subscriber; the stalled one must fill what it missed
   from the event log.
+* ``N subscribers at nice 10, 1 stalled``: the same, every subscriber at the CPU
+  priority ``eventroll tail`` and ``eventroll watch`` take by default
+  (``os.nice(10)``): on a machine with few cores, the subscribers' own decoding
+  competes with the run for the CPU, and a lower priority gives the run the
+  first claim.
 
 A subscriber is a separate Python process (this Python, ``sys.executable``)
 running::
@@ -101,11 +106,12 @@ ATTACH_POLL = 0.01   # s between looks for bus.json
 KILL_GRACE = 5.0     # s a run has to exit after SIGTERM before its process group is killed
 REAP_TIMEOUT = 5.0   # s to reap a killed process
 
-# One subscriber: python -c SUBSCRIBER RUN_DIR STALL_SECONDS
+# One subscriber: python -c SUBSCRIBER RUN_DIR STALL_SECONDS NICE
 SUBSCRIBER = """\
-import json, sys, time
+import json, os, sys, time
 from eventroll.live import subscribe
 run_dir, stall = sys.argv[1], float(sys.argv[2])
+os.nice(int(sys.argv[3]))
 n = out_of_order = 0
 first = last = None
 for event in subscribe(run_dir, arrays=False):
@@ -128,6 +134,7 @@ class LiveConfig(Config):
 
     subscribers: int = 0
     stalled: int = 0
+    nice: int = 0  # the subscribers' niceness
 
 
 @dataclass
@@ -148,6 +155,7 @@ def configs(subscribers: int) -> list[LiveConfig]:
         LiveConfig("no subscribers", run),
         LiveConfig(f"{subscribers} subscribers", run, subscribers),
         LiveConfig(f"{subscribers} subscribers, 1 stalled", run, subscribers, 1),
+        LiveConfig(f"{subscribers} subscribers at nice 10, 1 stalled", run, subscribers, 1, 10),
     ]
 
 
@@ -160,8 +168,8 @@ class LiveBench(Bench):
         self.drain_timeout = args.drain_timeout
         self.stall = args.stall
 
-    def subscriber_command(self, run_dir: str, stall: float) -> list[str]:
-        return [sys.executable, "-c", SUBSCRIBER, run_dir, f"{stall:g}"]
+    def subscriber_command(self, run_dir: str, stall: float, nice: int) -> list[str]:
+        return [sys.executable, "-c", SUBSCRIBER, run_dir, f"{stall:g}", str(nice)]
 
     def run_once(self, config: LiveConfig, steps: int) -> Outcome:  # type: ignore[override]
         run_dir = self.next_run_dir()
@@ -185,7 +193,8 @@ class LiveBench(Bench):
             time.sleep(ATTACH_POLL)
         bus_up = time.perf_counter() - start
         subscribers = [processes.start(self.subscriber_command(
-            run_dir, self.stall if i < config.stalled else 0.0)) for i in range(config.subscribers)]
+            run_dir, self.stall if i < config.stalled else 0.0, config.nice))
+            for i in range(config.subscribers)]
 
         # the run: start to exit
         if not run.exited.wait(max(self.timeout - (time.perf_counter() - start), 0.0)):
@@ -493,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     complete = [s for s in series if s.runs]
     shown = "<tmp run dir>"
     notes["commands"] = [shlex.join(bench.command(series[0].config, args.steps, shown)),
-                         shlex.join(bench.subscriber_command(shown, 0.0)).replace(
+                         shlex.join(bench.subscriber_command(shown, 0.0, 0)).replace(
                              shlex.quote(SUBSCRIBER), "'<subscriber, see the docstring>'")
                          + f"   (x {args.subscribers}; the stalled one: {args.stall:g} for 0)"]
     notes["anomalies"] = anomalies(complete, args) + [f"run failed: {f}" for f in failures]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
+
+NICE = 10  # how much a live subscriber's command lowers its CPU priority by default
 
 
 class UsageError(Exception):
@@ -19,3 +22,17 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)
+
+    def add_nice(self) -> None:
+        """``--nice N`` of the commands that follow a live run (see :func:`lower_priority`)."""
+        self.add_argument("--nice", type=int, default=NICE)
+
+
+def lower_priority(nice: int) -> None:
+    """Lower this process's CPU priority by ``nice`` (0: leave it). A live subscriber
+    decodes every event of the run; on a machine with few cores that work competes
+    with the run's own, and a lower priority gives the run the first claim."""
+    if not 0 <= nice <= 19:
+        raise UsageError(f"--nice {nice}: choose 0 (keep the priority) to 19 (the lowest)")
+    if nice and hasattr(os, "nice"):
+        os.nice(nice)

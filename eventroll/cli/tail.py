@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from eventroll.cli.args import Parser
+from eventroll.cli.args import Parser, lower_priority
 
 HELP = """\
 usage: eventroll tail RUN_DIR [--follow] [--new] [--kind KIND ...] [--episode N ...]
-                      [--worker W ...] [--max-values N]
+                      [--worker W ...] [--max-values N] [--nice N]
 
 Print a run's events as JSON lines (one map per event, with its seq), in order:
 every event recorded so far, then, with --follow, each new one as the run goes
@@ -24,11 +24,13 @@ options:
   --new             skip what was recorded before now (implies --follow)
   --kind KIND       only events of this kind (repeatable): run.start run.end
                     worker.start worker.end worker.error episode.start
-                    step.batch episode.end custom
+                    step.batch episode.end episode.lost custom
   --episode N       only events of episode N (repeatable)
   --worker W        only events of worker W (repeatable; -1 is the driver)
   --max-values N    numpy arrays of more than N values print as their dtype and
                     shape only (default 64)
+  --nice N          lower this process's CPU priority by N (default 10; 0 keeps
+                    it), so that following a run never takes the CPU it needs
 
 Examples:
   eventroll tail outputs/2026-11-21/10-00-00 --kind episode.end
@@ -66,11 +68,13 @@ def _parser() -> Parser:
     parser.add_argument("--episode", action="append", type=int)
     parser.add_argument("--worker", action="append", type=int)
     parser.add_argument("--max-values", type=int, default=64)
+    parser.add_nice()
     return parser
 
 
 def command(args: list[str]) -> int:
     options = _parser().parse_args(args)
+    lower_priority(options.nice)
     from eventroll.live import subscribe
 
     episodes = set(options.episode or ())

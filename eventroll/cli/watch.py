@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eventroll import events
-from eventroll.cli.args import Parser
+from eventroll.cli.args import Parser, lower_priority
 
 HELP = """\
-usage: eventroll watch RUN_DIR [--refresh SECONDS]
+usage: eventroll watch RUN_DIR [--refresh SECONDS] [--nice N]
 
 A live dashboard of a run: episodes done of total, steps/s, return and length
 statistics, each worker's state, and errors as they happen. It attaches at any
@@ -21,6 +21,8 @@ Leaving it (Ctrl-C) never disturbs the run.
 
 options:
   --refresh SECONDS   how often the dashboard redraws (default 0.25)
+  --nice N            lower this process's CPU priority by N (default 10; 0 keeps
+                      it), so that watching a run never takes the CPU it needs
 
 Exit status: 0, 1 if the run failed or had aborted episodes, 2 on bad input.
 """
@@ -160,7 +162,9 @@ def command(args: list[str]) -> int:
     parser = Parser("eventroll watch")
     parser.add_argument("run_dir")
     parser.add_argument("--refresh", type=float, default=0.25)
+    parser.add_nice()
     options = parser.parse_args(args)
+    lower_priority(options.nice)
     from rich.console import Console
     from rich.live import Live
 

@@ -175,6 +175,21 @@ class TestTailAndWatch:
         done = cli("tail", str(tmp_path / "missing"))
         assert done.returncode == 2 and done.stderr.count("\n") == 1
         assert "is neither a run directory" in done.stderr
+        done = cli("watch", str(tmp_path), "--nice", "30")
+        assert done.returncode == 2 and done.stderr.count("\n") == 1
+        assert "--nice 30: choose 0 (keep the priority) to 19" in done.stderr
+
+    def test_followers_lower_their_priority(self, finished_run):
+        """tail and watch run at a lower CPU priority (nice 10 by default), so that on a
+        machine with few cores the run keeps the first claim on the CPU."""
+        script = ("import os, sys\nfrom eventroll.cli import main\nbefore = os.nice(0)\n"
+                  "code = main(sys.argv[1:])\nsys.stderr.write(f'niced {os.nice(0) - before}')\n"
+                  "sys.exit(code)")
+        for args, niced in (([], 10), (["--nice", "3"], 3), (["--nice", "0"], 0)):
+            done = subprocess.run([sys.executable, "-c", script, "tail", str(finished_run),
+                                   "--kind", "run.end", *args],
+                                  capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0 and f"niced {niced}" in done.stderr, done.stderr
 
     def test_watch_shows_the_final_state(self, finished_run):
         done = cli("watch", str(finished_run))
