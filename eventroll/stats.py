@@ -42,8 +42,8 @@ FILE_NAME = "stats.json"
 LEVELS = ("step", "episode", "epoch")
 RESET_T = -1  # the step key of custom events recorded during reset (t None)
 HISTOGRAM_BINS = 10
-SCALARS = ("episode_count", "step_count", "aborted_episode_count", "steps_per_second",
-           "wall_time")
+SCALARS = ("episode_count", "step_count", "aborted_episode_count", "lost_attempt_count",
+           "steps_per_second", "wall_time")
 SUMMARIES = ("episode_return", "episode_length")
 SUMMARY_KEYS = ("count", "mean", "std", "min", "max", "median")
 
@@ -301,6 +301,7 @@ class StatsAggregator:
         self._open: dict[int, dict[str, dict[int, dict[Group, list]]]] = {}
         self._ended: dict[int, _Ended] = {}
         self._steps = 0
+        self._lost = 0
         self._run_id: str | None = None
         self._start_time: float | None = None
         self._end_time: float | None = None
@@ -321,6 +322,7 @@ class StatsAggregator:
             self._on_episode_end(event)
         elif kind == "episode.lost":  # what arrived of it is void; it may be played again
             self._open.pop(event.episode, None)
+            self._lost += 1
         elif kind == "run.start":
             self._run_id, self._start_time = event.run_id, event.time
         elif kind == "run.end":
@@ -434,6 +436,7 @@ class StatsAggregator:
             "episode_count": len(completed),
             "step_count": self._steps,
             "aborted_episode_count": len(self._ended) - len(completed),
+            "lost_attempt_count": self._lost,
             "steps_per_second": self._steps / wall_time if wall_time else None,
             "wall_time": wall_time,
             "episode_return": summarize([self._ended[i].return_ for i in completed]),

@@ -13,7 +13,8 @@ from gymnasium import spaces
 
 class FailingEnv(gym.Env):
     """A counter env that raises on step ``fail_step`` of episodes reset with a seed
-    divisible by ``fail_every`` (0 never fails), and kills its own process with
+    divisible by ``fail_every`` (0 never fails; with ``fail_times`` N > 0 only the first
+    N times each such seed is played in this env object), and kills its own process with
     SIGKILL on that step of the episode reset with seed ``kill_seed``. Episodes last
     ``length`` steps and end by termination; observations are ``[t, seed]``, rewards
     1.0."""
@@ -21,11 +22,13 @@ class FailingEnv(gym.Env):
     metadata: dict[str, Any] = {"render_modes": []}
 
     def __init__(self, length: int = 5, fail_step: int = 2, fail_every: int = 0,
-                 kill_seed: int | None = None, render_mode: str | None = None) -> None:
+                 kill_seed: int | None = None, fail_times: int = 0,
+                 render_mode: str | None = None) -> None:
         self.observation_space = spaces.Box(0, np.inf, shape=(2,), dtype=np.float32)
         self.action_space = spaces.Discrete(2)
         self.length, self.fail_step, self.fail_every = length, fail_step, fail_every
-        self.kill_seed = kill_seed
+        self.kill_seed, self.fail_times = kill_seed, fail_times
+        self._failures: dict[int, int] = {}  # seed -> times it failed here
         self._t, self._seed = 0, 0
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -36,7 +39,9 @@ class FailingEnv(gym.Env):
     def step(self, action: Any):
         if self._seed == self.kill_seed and self._t == self.fail_step:
             os.kill(os.getpid(), signal.SIGKILL)
-        if self.fail_every and self._seed % self.fail_every == 0 and self._t == self.fail_step:
+        if self.fail_every and self._seed % self.fail_every == 0 and self._t == self.fail_step \
+                and not 0 < self.fail_times <= self._failures.get(self._seed, 0):
+            self._failures[self._seed] = self._failures.get(self._seed, 0) + 1
             raise RuntimeError(f"FailingEnv: planned failure at step {self._t}")
         self._t += 1
         return self._observation(), 1.0, self._t >= self.length, False, {}

@@ -135,6 +135,10 @@ def stats_table(path: str) -> Any:
         summary.add_column(column, justify="right")
     for name in SUMMARIES:
         summary.add_row(name, *(_number(stats[name][c]) for c in columns))
+    if stats.get("lost_attempt_count"):
+        summary.caption = (f"{stats['lost_attempt_count']} attempts made void (lost_attempt_count): "
+                           "retried failures, or episodes of workers that died")
+        summary.caption_justify = "left"
     if not stats.get("custom"):
         return summary
     custom = Table(title="custom statistics (epoch)", title_justify="left")

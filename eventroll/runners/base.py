@@ -28,6 +28,7 @@ from eventroll.recording import (STATS, RecordingOptions, default_run_dir, prepa
                                  recorder_specs)
 from eventroll.trajectories.flat import FILE_NAME as TRAJECTORIES
 from eventroll.runners.session import ProcessSpec, RecorderSpec, RunSession, Timeouts
+from eventroll.runners.worker import EpisodeSettings
 from eventroll.seeding import Seeds, resolve_seeds
 from eventroll.spaces import describe_space
 
@@ -149,7 +150,7 @@ class RolloutRunner:
                  env_base_seed: int | None = None, agent_base_seed: int | None = None,
                  explicit_env_seeds: list[int] | None = None,
                  explicit_agent_seeds: list[int] | None = None,
-                 batch_steps: int = 64, flush_interval: float = 0.05,
+                 batch_steps: int = 64, flush_interval: float = 0.05, retries: int = 0,
                  timeouts: Timeouts = Timeouts(), progress: Progress | None = None,
                  console: TextIO | None = sys.stderr, start_method: str | None = None) -> None:
         if not isinstance(n_episodes, int) or n_episodes < 1:
@@ -159,6 +160,9 @@ class RolloutRunner:
                               f"limit), got {max_episode_steps}")
         if batch_steps < 1:
             raise ConfigError(f"batch_steps must be at least 1, got {batch_steps}")
+        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+            raise ConfigError(f"runner.retries must be an integer >= 0 (times a failed episode "
+                              f"is played again), got {retries!r}")
         self.n_episodes = n_episodes
         self.max_episode_steps = max_episode_steps or None
         self.deterministic = deterministic
@@ -174,6 +178,7 @@ class RolloutRunner:
                             explicit_agent_seeds=explicit_agent_seeds)
         self.batch_steps = batch_steps
         self.flush_interval = flush_interval
+        self.retries = retries
         self.timeouts = timeouts
         self.progress: Progress = progress or NoProgress()
         self.console = console
@@ -194,6 +199,11 @@ class RolloutRunner:
         if self.render and "human" not in modes:
             raise ConfigError(f"runner.render=true, but env {label!r} has no 'human' render mode "
                               f"(its render_modes: {list(modes)}); set runner.render=false")
+
+    def _episode_settings(self, plan: RunPlan, render: bool = False) -> EpisodeSettings:
+        return EpisodeSettings(plan.seeds.env, plan.seeds.agent, self.deterministic, render,
+                               self.batch_steps, self.flush_interval, self.recording.logits,
+                               self.retries)
 
     def _worker_processes(self, plan: RunPlan, session: RunSession) -> list[ProcessSpec]:
         """The worker processes to start with the session (none: episodes run here)."""
@@ -314,7 +324,7 @@ class RolloutRunner:
         runner = {"type": self.runner_name, "n_episodes": self.n_episodes,
                   "max_episode_steps": self.max_episode_steps, "deterministic": self.deterministic,
                   "record_trajectory": self.record_trajectory,
-                  "record_event_logs": self.record_event_logs}
+                  "record_event_logs": self.record_event_logs, "retries": self.retries}
         agent = plan.agent if isinstance(plan.agent, (str, dict)) or plan.agent is None else repr(plan.agent)
         recording = dataclasses.asdict(self.recording)
         for key in ("event_log", "trajectory"):

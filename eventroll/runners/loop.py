@@ -15,7 +15,8 @@ import numpy as np
 from eventroll.bus import Publisher
 from eventroll.custom import emitting, encoding_error
 from eventroll.errors import BusError, CodecError
-from eventroll.events import Custom, EpisodeEnd, EpisodeStart, StepBatch, WorkerError
+from eventroll.events import (Custom, EpisodeEnd, EpisodeLost, EpisodeStart, StepBatch,
+                              WorkerError)
 from eventroll.policies import Policy
 
 AfterReset = Callable[[gym.Env, int, Any, dict], None]
@@ -72,6 +73,10 @@ class BusSink:
     bytes are pending or ``flush_interval`` seconds have passed since the last
     send (every message costs a wake-up of the hub and of every recorder, which
     short episodes would otherwise pay each).
+
+    While ``retrying`` is set, an aborted episode does not end: its
+    ``worker.error`` is followed by an ``episode.lost`` (what was sent of the
+    attempt is void), and the caller plays the episode again.
     """
 
     MESSAGE_STEPS = 1024
@@ -87,6 +92,7 @@ class BusSink:
         self._t = 0
         # (action, observation, reward, terminated, truncated, info, logits)
         self._steps: list[tuple] = []
+        self.retrying = False
 
     def episode_start(self, episode: int, env_seed: int | None, agent_seed: int | None,
                       observation: Any, info: dict) -> None:
@@ -150,6 +156,12 @@ class BusSink:
                     error=f"episode {summary.episode}: its steps cannot be recorded: {error}")
         if exc is not None:
             self._publisher.add(worker_error(self._pid, summary.episode, exc, summary.error))
+        if summary.aborted and self.retrying:
+            self._publisher.add(EpisodeLost(
+                episode=summary.episode,
+                reason=f"{summary.error}; the episode is played again (runner.retries)"))
+            self._send_if_due()
+            return
         self._publisher.add(EpisodeEnd(
             episode=summary.episode, length=summary.length, return_=summary.return_,
             terminated=summary.terminated, truncated=summary.truncated,

@@ -14,7 +14,7 @@ from eventroll.policies import Policy
 from eventroll.runners.base import RolloutRunner, RunPlan
 from eventroll.runners.session import ProcessSpec, RunSession, process_context, reap
 from eventroll.runners.supervision import REPLACEMENTS, Supervisor
-from eventroll.runners.worker import EpisodeSettings, Handout, WorkerSpec, worker_main
+from eventroll.runners.worker import Handout, WorkerSpec, worker_main
 
 SUPERVISE_INTERVAL = 0.1
 
@@ -65,8 +65,7 @@ class ParallelRunner(RolloutRunner):
         context = session.context
         handout = Handout(context.Value("q", 0), context.RawArray("h", n),
                           context.RawArray("q", [-1] * (self.n_workers + REPLACEMENTS)))
-        settings = EpisodeSettings(plan.seeds.env, plan.seeds.agent, self.deterministic, False,
-                                   self.batch_steps, self.flush_interval, self.recording.logits)
+        settings = self._episode_settings(plan)
         # what a replacement of a dead worker is handed, with its own id (no rendering)
         self._template = WorkerSpec(-1, session.endpoints.ingress, plan.env, plan.agent, n,
                                     handout, settings, session.go_event, self.timeouts.start,

@@ -12,7 +12,7 @@ from eventroll.policies import Policy
 from eventroll.runners.base import RolloutRunner, RunPlan
 from eventroll.runners.loop import EpisodeSummary
 from eventroll.runners.session import RunSession
-from eventroll.runners.worker import EpisodeSettings, play_episodes
+from eventroll.runners.worker import play_episodes
 
 
 class SequentialRunner(RolloutRunner):
@@ -32,9 +32,7 @@ class SequentialRunner(RolloutRunner):
 
     def _execute(self, plan: RunPlan, session: RunSession, probe: gym.Env,
                  policy: Policy) -> list[str]:
-        settings = EpisodeSettings(plan.seeds.env, plan.seeds.agent, self.deterministic,
-                                   self.render, self.batch_steps, self.flush_interval,
-                                   self.recording.logits)
+        settings = self._episode_settings(plan, self.render)
         publisher = session.source(0)
         done = {"episodes": 0, "steps": 0}
 

@@ -14,6 +14,8 @@ driver ends the dead worker's stream in its place, in its ``wseq`` order:
 The episodes it had finished but whose records were still on their way are
 played again, from their start, by a replacement worker (a new worker id), which
 then takes new episodes like any other. Seeds make the replay the same episode.
+The episode it was playing is aborted, or played again as well while
+``runner.retries`` allows.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import signal
 import time
+from collections import Counter
 from multiprocessing.process import BaseProcess
 
 import numpy as np
@@ -53,6 +56,7 @@ class Supervisor:
         self.workers: dict[int, BaseProcess] = dict(enumerate(session.workers))
         self._initial = len(self.workers)
         self._handled: set[int] = set()
+        self._deaths: Counter[int] = Counter()  # per episode: workers that died playing it
         self.errors: list[str] = []
 
     @property
@@ -78,6 +82,10 @@ class Supervisor:
         unfinished = [int(e) for e in taken if e not in ended]
         playing = int(self._handout.playing[worker])
         aborted = playing if playing in unfinished else None
+        if aborted is not None:
+            self._deaths[aborted] += 1
+            if self._deaths[aborted] <= self._template.settings.retries:
+                aborted = None  # played again, as a retry
         replay = [e for e in unfinished if e != aborted]
         replacement = self._replace(replay)
         what = (f"episode {aborted} aborted" if aborted is not None else "no episode aborted")

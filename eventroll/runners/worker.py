@@ -26,6 +26,7 @@ class EpisodeSettings:
     batch_steps: int = 64
     flush_interval: float = 0.05
     record_logits: bool = False
+    retries: int = 0  # times an aborted episode is played again (same seeds) before it counts
 
 
 def play_episodes(env: Any, policy: Any, publisher: Publisher, episodes: Iterator[int],
@@ -40,10 +41,14 @@ def play_episodes(env: Any, policy: Any, publisher: Publisher, episodes: Iterato
     for index in episodes:
         if playing is not None:
             playing(index)
-        summary = run_episode(env, policy, index, env_seed=settings.env_seeds[index],
-                              agent_seed=settings.agent_seeds[index],
-                              deterministic=settings.deterministic, render=settings.render,
-                              record_logits=settings.record_logits, sink=sink)
+        for attempt in range(settings.retries + 1):
+            sink.retrying = attempt < settings.retries  # a failure is voided and played again
+            summary = run_episode(env, policy, index, env_seed=settings.env_seeds[index],
+                                  agent_seed=settings.agent_seeds[index],
+                                  deterministic=settings.deterministic, render=settings.render,
+                                  record_logits=settings.record_logits, sink=sink)
+            if not summary.aborted:
+                break
         if playing is not None:
             playing(-1)
         count += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eventroll import ParallelRunner, SequentialRunner, read_events
+from eventroll.errors import ConfigError
 from eventroll.episodes import assemble
 from eventroll.testing import failing_env
 
@@ -164,3 +165,62 @@ class TestWorkerKilled:
         with open(os.path.join(killed_run.run_dir, "stats.json")) as file:
             stats = json.load(file)
         assert (stats["episode_count"], stats["aborted_episode_count"]) == (N_KILLED_RUN - 1, 1)
+
+
+@pytest.mark.parametrize("runner_class", [SequentialRunner, ParallelRunner])
+def test_retries_play_a_failed_episode_again(runner_class, tmp_path):
+    """runner.retries=1 plays an episode that failed once again, with the same seeds: the
+    failure stays visible (worker.error, episode.lost, lost_attempt_count) and the run
+    completes whole."""
+    import json
+    import os
+    from eventroll.validation import validate_event_log
+
+    env = {**ENV, "fail_times": 1}
+    result = runner_class(n_episodes=6, retries=1, console=None, **SEEDS).run_with(
+        env, run_dir=str(tmp_path / "run"))
+    assert (result.status, result.episodes, result.aborted) == ("completed", 6, 0)
+    log = list(read_events(result.event_log))
+    assert sorted(e.episode for e in log if e.KIND == "worker.error") == [2, 5]
+    lost = [e for e in log if e.KIND == "episode.lost"]
+    assert sorted(e.episode for e in lost) == [2, 5]
+    assert all("played again (runner.retries)" in e.reason for e in lost)
+    episodes = assemble(log)
+    assert sorted(episodes) == list(range(6))
+    assert all((e.length, e.end.aborted) == (5, False) for e in episodes.values())
+    with open(os.path.join(result.run_dir, "stats.json")) as file:
+        stats = json.load(file)
+    assert (stats["episode_count"], stats["lost_attempt_count"]) == (6, 2)
+    assert validate_event_log(result.event_log).valid
+
+
+def test_retries_are_bounded(tmp_path):
+    """An episode that fails every time is played 1 + retries times, then aborted."""
+    result = SequentialRunner(n_episodes=6, retries=2, console=None, **SEEDS).run_with(
+        ENV, run_dir=str(tmp_path / "run"))
+    assert (result.status, result.episodes, result.aborted) == ("failed", 4, 2)
+    log = list(read_events(result.event_log))
+    assert sorted(e.episode for e in log if e.KIND == "worker.error") == [2, 2, 2, 5, 5, 5]
+    assert sorted(e.episode for e in log if e.KIND == "episode.lost") == [2, 2, 5, 5]
+
+
+def test_a_killed_worker_episode_is_retried_then_aborted(tmp_path):
+    """With runner.retries=1 the episode a killed worker was playing is played again by a
+    replacement; that one dies in it too, and the episode is then aborted."""
+    from eventroll.validation import validate_event_log
+
+    env = {"name": "eventroll.testing:failing_env", "length": 5, "fail_step": 2, "kill_seed": 10}
+    result = ParallelRunner(n_episodes=30, n_processes=2, retries=1, console=None,
+                            explicit_env_seeds=list(range(1, 31)), agent_base_seed=0).run_with(
+        env, run_dir=str(tmp_path / "run"))
+    deaths = [e for e in result.errors if "killed by SIGKILL" in e]
+    assert len(deaths) == 2 and "no episode aborted" in deaths[0]
+    assert f"episode {KILLED} aborted" in deaths[1]
+    assert (result.episodes, result.aborted) == (29, 1)
+    report = validate_event_log(result.event_log)
+    assert report.valid, [str(problem) for problem in report.problems]
+
+
+def test_bad_retries():
+    with pytest.raises(ConfigError, match="runner.retries must be an integer >= 0"):
+        SequentialRunner(retries=-1)
