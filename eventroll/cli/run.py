@@ -53,7 +53,12 @@ Examples:
   eventroll run runner.n_processes=3 runner.n_episodes=100 runner.max_episode_steps=50
   eventroll run seeding.env_base_seed=1 seeding.agent_base_seed=2 hydra.run.dir=out/run1
 
-Exit status: 0 when every episode completed, 1 when any did not, 2 on bad input.
+Ctrl-C (or SIGTERM) stops the run cleanly: no new episode starts, the ones being
+played end, every artifact is flushed and closed; exit status 130 (143). A
+second Ctrl-C stops it at once; the artifacts keep what they had flushed.
+
+Exit status: 0 when every episode completed, 1 when any did not, 2 on bad input,
+130 / 143 when interrupted by SIGINT / SIGTERM.
 """
 
 
@@ -167,8 +172,8 @@ def command(args: list[str]) -> int:
         print(f"eventroll run: error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 1
     except KeyboardInterrupt:
-        print("eventroll run: interrupted; the run directory keeps what was recorded",
-              file=sys.stderr)
+        print("eventroll run: stopped at once; the run directory keeps what was flushed "
+              "(a first Ctrl-C stops a run cleanly)", file=sys.stderr)
         return 130
     summary(result, console)
     return result.exit_code

@@ -27,6 +27,7 @@ from eventroll.recorders.eventlog import FILE_NAME as EVENT_LOG
 from eventroll.recording import (STATS, RecordingOptions, default_run_dir, prepare_run_dir,
                                  recorder_specs)
 from eventroll.trajectories.flat import FILE_NAME as TRAJECTORIES
+from eventroll.runners.interruption import Interruption
 from eventroll.runners.session import ProcessSpec, RecorderSpec, RunSession, Timeouts
 from eventroll.runners.worker import EpisodeSettings
 from eventroll.seeding import Seeds, resolve_seeds
@@ -69,6 +70,7 @@ class RunResult:
     steps: int
     wall_time: float
     errors: list[str] = field(default_factory=list)
+    signal: int | None = None  # what interrupted the run (status "interrupted")
 
     @property
     def ok(self) -> bool:
@@ -76,6 +78,9 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
+        """0 completed, 1 failed, 128 + the signal when interrupted (130: Ctrl-C)."""
+        if self.status == "interrupted" and self.signal is not None:
+            return 128 + self.signal
         return 0 if self.ok else 1
 
     @property
@@ -128,6 +133,7 @@ class RunPlan:
     observation_space: gym.Space
     action_space: gym.Space
     log: Any
+    interruption: Interruption = field(default_factory=Interruption)
 
 
 class RolloutRunner:
@@ -263,8 +269,8 @@ class RolloutRunner:
         log.info("run.start", run_id=plan.run_id, run_dir=plan.run_dir, runner=self.runner_name,
                  env=plan.env.label, n_episodes=plan.seeds.n_episodes, n_workers=self.n_workers)
         started = time.perf_counter()
-        with RunSession(self._recorders(plan), timeouts=self.timeouts,
-                        start_method=self.start_method) as session:
+        with plan.interruption, RunSession(self._recorders(plan), timeouts=self.timeouts,
+                                           start_method=self.start_method) as session:
             session.start(self._worker_processes(plan, session))
             session.track_episodes(plan.seeds.n_episodes)
             session.announce(plan.run_dir, plan.run_id)
@@ -289,6 +295,7 @@ class RolloutRunner:
             result.errors += [f"{name}: {e}" for e in recorder.get("errors", [])]
         if result.errors and result.status == "completed":
             result.status = "failed"
+        result.signal = plan.interruption.signal
         log.info("run.end", status=result.status, episodes=result.episodes, aborted=result.aborted,
                  steps=result.steps, wall_time=round(result.wall_time, 3),
                  steps_per_s=round(result.steps / max(result.wall_time, 1e-9), 1))
@@ -305,11 +312,17 @@ class RolloutRunner:
         if aborted:
             errors = errors + [f"{aborted} of {n} episodes aborted (their worker.error events "
                                "hold the errors and tracebacks)"]
-        if missing > 0:
+        interruption = plan.interruption
+        if interruption.requested:
+            errors = errors + [f"interrupted by {interruption.name} after {status['episode_ends']} "
+                               f"of {n} episodes: the episodes being played ended, no new one "
+                               "started, and every artifact was closed"]
+        elif missing > 0:
             errors = errors + [f"{missing} of {n} episodes never ended"]
         ok = completed == n and not errors
-        return RunResult(plan.run_id, plan.run_dir, "completed" if ok else "failed", n, completed,
-                         aborted, status["steps"], wall_time, errors)
+        outcome = "interrupted" if interruption.requested else "completed" if ok else "failed"
+        return RunResult(plan.run_id, plan.run_dir, outcome, n, completed, aborted,
+                         status["steps"], wall_time, errors)
 
     def _run_start(self, plan: RunPlan) -> RunStart:
         return RunStart(run_id=plan.run_id, runner=self.runner_name,

@@ -78,7 +78,13 @@ class ParallelRunner(RolloutRunner):
 
     def _execute(self, plan: RunPlan, session: RunSession, probe: gym.Env,
                  policy: Policy) -> list[str]:
-        supervisor = Supervisor(session, self._template.handout, self._template)
+        handout = self._template.handout
+
+        def stop() -> None:  # at the first SIGINT/SIGTERM: no new episode starts
+            handout.counter.value = plan.seeds.n_episodes
+
+        plan.interruption.on_stop(stop)
+        supervisor = Supervisor(session, handout, self._template, plan.interruption)
         try:
             while supervisor.running:
                 progress = session.progress(SUPERVISE_INTERVAL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Any
 
@@ -43,7 +44,10 @@ class SequentialRunner(RolloutRunner):
 
         try:
             publisher.add(WorkerStart(pid=os.getpid()))
-            count = play_episodes(probe, policy, publisher, iter(range(plan.seeds.n_episodes)),
+            stop = plan.interruption
+            count = play_episodes(probe, policy, publisher,
+                                  itertools.takewhile(lambda _: not stop.requested,
+                                                      range(plan.seeds.n_episodes)),
                                   settings, on_episode)
             publisher.finish(WorkerEnd(pid=os.getpid(), episodes=count,
                                        last_wseq=publisher.next_wseq))

@@ -26,6 +26,7 @@ from eventroll import bus, codec
 from eventroll.errors import BusError
 from eventroll.events import Event
 from eventroll.live import announce
+from eventroll.runners.interruption import ignore_interruptions
 from eventroll.recorders.base import RecorderSpec, member_reports, process_groups, recorder_main
 
 
@@ -57,17 +58,22 @@ def process_context(start_method: str | None = None) -> BaseContext:
 
 
 def reap(processes: list[BaseProcess], timeout: float) -> None:
-    """Join every process; terminate, then kill, any that outlive ``timeout``."""
+    """Join every process; kill any that outlives ``timeout`` (the run's processes ignore
+    SIGTERM, :func:`child_main`)."""
     deadline = time.monotonic() + timeout
     for process in processes:
         process.join(max(deadline - time.monotonic(), 0.0))
     for process in processes:
         if process.is_alive():
-            process.terminate()
-            process.join(2.0)
-        if process.is_alive():
             process.kill()
             process.join(2.0)
+
+
+def child_main(target: Any, *args: Any) -> None:
+    """Entry point of every process a session starts: SIGINT and SIGTERM are the
+    driver's to answer (:mod:`eventroll.runners.interruption`), then ``target(*args)``."""
+    ignore_interruptions()
+    target(*args)
 
 
 class RunSession:
@@ -109,7 +115,8 @@ class RunSession:
         self._bus_file = announce(run_dir, self.endpoints.live, run_id)
 
     def _spawn(self, name: str, target: Any, args: tuple) -> BaseProcess:
-        process = self.context.Process(target=target, args=args, name=name, daemon=True)
+        process = self.context.Process(target=child_main, args=(target, *args), name=name,
+                                       daemon=True)
         process.start()
         self._processes.append(process)
         return process
@@ -213,7 +220,9 @@ class RunSession:
                 report["errors"].append(f"recorder {name!r} exited with status {process.exitcode}")
         return report
 
-    def close(self) -> None:
+    def close(self, *, at_once: bool = False) -> None:
+        """Close the driver's sockets and reap every process; ``at_once`` kills them
+        without waiting (a second Ctrl-C)."""
         if self._bus_file is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._bus_file)
@@ -223,11 +232,11 @@ class RunSession:
                 endpoint.close()
         self.driver = self._live = self._client = None
         # an unfinished hub waits for its "finish" forever: stop it at once
-        reap(self._processes, self.timeouts.reap if self._finished else 0.5)
+        reap(self._processes, 0.0 if at_once else self.timeouts.reap if self._finished else 0.5)
         shutil.rmtree(self._socket_dir, ignore_errors=True)
 
     def __enter__(self) -> "RunSession":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        self.close(at_once=exc_type is not None and issubclass(exc_type, KeyboardInterrupt))

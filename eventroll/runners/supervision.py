@@ -29,6 +29,7 @@ from multiprocessing.process import BaseProcess
 import numpy as np
 
 from eventroll.events import EpisodeEnd, EpisodeLost, WorkerEnd, WorkerError
+from eventroll.runners.interruption import Interruption
 from eventroll.runners.session import RunSession
 from eventroll.runners.worker import Handout, WorkerSpec, worker_main
 
@@ -49,8 +50,10 @@ def exit_reason(exitcode: int) -> str:
 class Supervisor:
     """Watches a parallel run's workers; takes over the stream of any that dies."""
 
-    def __init__(self, session: RunSession, handout: Handout, template: WorkerSpec) -> None:
+    def __init__(self, session: RunSession, handout: Handout, template: WorkerSpec,
+                 interruption: Interruption) -> None:
         self._session = session
+        self._interruption = interruption
         self._handout = handout
         self._template = template
         self.workers: dict[int, BaseProcess] = dict(enumerate(session.workers))
@@ -101,7 +104,8 @@ class Supervisor:
     def _replace(self, replay: list[int]) -> int | None:
         """Start a worker that plays ``replay`` first, then takes new episodes."""
         left = replay or self._handout.counter.value < self._template.n_episodes
-        if len(self.workers) - self._initial >= REPLACEMENTS or not left:
+        if len(self.workers) - self._initial >= REPLACEMENTS or not left \
+                or self._interruption.requested:
             return None
         worker = len(self.workers)
         spec = dataclasses.replace(self._template, worker=worker, first=tuple(replay))

@@ -224,3 +224,94 @@ def test_a_killed_worker_episode_is_retried_then_aborted(tmp_path):
 def test_bad_retries():
     with pytest.raises(ConfigError, match="runner.retries must be an integer >= 0"):
         SequentialRunner(retries=-1)
+
+
+def start_long_run(run_dir, *overrides):
+    """`eventroll run` of 100,000 episodes in a session of its own; returns once its
+    event log has grown 300 kB past its run.start (the run is in full swing)."""
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eventroll.cli", "run", "runner.n_episodes=100000",
+         f"hydra.run.dir={run_dir}", *overrides],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    log = run_dir / "events.msgpack"
+    deadline = time.monotonic() + 60
+    first = None
+    while time.monotonic() < deadline:
+        size = log.stat().st_size if log.exists() else 0
+        first = first or size or None
+        if first and size > first + 300_000:
+            break
+        time.sleep(0.05)
+    return process
+
+
+def group_gone(pgid: int, timeout: float = 10.0) -> bool:
+    import os
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    os.killpg(pgid, signal.SIGKILL)
+    return False
+
+
+@pytest.mark.parametrize("signum, code", [("SIGINT", 130), ("SIGTERM", 143)])
+@pytest.mark.parametrize("runner", ["parallel", "sequential"])
+def test_an_interrupt_stops_the_run_cleanly(tmp_path, signum, code, runner):
+    """SIGINT (Ctrl-C: the whole process group) or SIGTERM: the episodes being played end,
+    no new one starts, every artifact is closed whole, the exit status says which signal,
+    and no process is left."""
+    import json
+    import os
+    import signal
+    import time
+    from eventroll.trajectories.flat import TrajectoryFile
+    from eventroll.validation import validate_event_log
+
+    run_dir = tmp_path / "run"
+    process = start_long_run(run_dir, f"runner={runner}")
+    sent = time.monotonic()
+    os.killpg(process.pid, getattr(signal, signum))
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == code, stderr
+    assert time.monotonic() - sent < 10
+    assert f"interrupted by {signum} after" in stderr and "Traceback" not in stderr
+    assert group_gone(process.pid)
+    report = validate_event_log(run_dir / "events.msgpack")
+    assert report.valid, [str(problem) for problem in report.problems]
+    events = list(read_events(run_dir / "events.msgpack"))
+    assert events[-1].KIND == "run.end" and events[-1].status == "interrupted"
+    ended = sum(e.KIND == "episode.end" for e in events)
+    with TrajectoryFile(str(run_dir / "trajectories.h5")) as trajectories:
+        assert len(trajectories) == ended > 0
+    with open(run_dir / "stats.json") as file:
+        assert json.load(file)["episode_count"] == ended
+
+
+def test_a_second_interrupt_stops_at_once(tmp_path):
+    """Two Ctrl-C in a row: the run stops at once, leaves no process, and what it had
+    flushed is readable."""
+    import os
+    import signal
+    import time
+
+    run_dir = tmp_path / "run"
+    process = start_long_run(run_dir)
+    os.killpg(process.pid, signal.SIGINT)
+    time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)
+    process.communicate(timeout=30)
+    assert process.returncode in (130, -signal.SIGINT)
+    assert group_gone(process.pid)
+    events = list(read_events(run_dir / "events.msgpack"))
+    assert events[0].KIND == "run.start" and len(events) > 100

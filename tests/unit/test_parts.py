@@ -214,3 +214,17 @@ class TestRecorderGroup:
         specs = recorder_specs(RecordingOptions(), "/tmp/run", "id", "CartPole-v1")
         assert [(name, [spec.name for spec in group]) for name, group in process_groups(specs)] \
             == [("eventlog", ["eventlog"]), ("trajectories+stats", ["trajectories", "stats"])]
+
+
+def test_seed_lists_of_run_start_are_checked_item_by_item():
+    """run.start's seed lists (one seed per episode) are checked without jsonschema, and
+    a bad seed is still named with its index."""
+    from eventroll.validation import schema_problems
+    record = {"kind": "run.start", "seq": 0, "worker": -1, "wseq": 0, "time": 0.0,
+              "run_id": "r", "runner": "parallel", "n_episodes": 3, "n_workers": 1, "env": "e",
+              "env_seeds": [1, 2, -3], "agent_seeds": [4, True, 6]}
+    assert schema_problems("run.start", record) == [
+        "run.start record at env_seeds/2: -3 is not a seed (an integer >= 0)",
+        "run.start record at agent_seeds/1: True is not a seed (an integer >= 0)"]
+    good = {**record, "env_seeds": list(range(100_000)), "agent_seeds": list(range(100_000))}
+    assert schema_problems("run.start", good) == []
