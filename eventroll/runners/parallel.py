@@ -90,8 +90,11 @@ class ParallelRunner(RolloutRunner):
                 progress = session.progress(SUPERVISE_INTERVAL)
                 if progress is not None:
                     self.progress.update(progress["episode_ends"], progress["steps"])
+                session.check()
                 supervisor.check()
             supervisor.check()
-        finally:
-            reap(list(supervisor.workers.values()), self.timeouts.reap)
+        except BaseException:  # the run cannot go on (the hub died, a second Ctrl-C)
+            reap(list(supervisor.workers.values()), 0.0)
+            raise
+        reap(list(supervisor.workers.values()), self.timeouts.reap)
         return supervisor.errors

@@ -45,9 +45,13 @@ class SequentialRunner(RolloutRunner):
         try:
             publisher.add(WorkerStart(pid=os.getpid()))
             stop = plan.interruption
+
+            def going(_: int) -> bool:
+                session.check()
+                return not stop.requested
+
             count = play_episodes(probe, policy, publisher,
-                                  itertools.takewhile(lambda _: not stop.requested,
-                                                      range(plan.seeds.n_episodes)),
+                                  itertools.takewhile(going, range(plan.seeds.n_episodes)),
                                   settings, on_episode)
             publisher.finish(WorkerEnd(pid=os.getpid(), episodes=count,
                                        last_wseq=publisher.next_wseq))

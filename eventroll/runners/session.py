@@ -15,6 +15,7 @@ import contextlib
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
 import time
 from dataclasses import dataclass
@@ -69,6 +70,16 @@ def reap(processes: list[BaseProcess], timeout: float) -> None:
             process.join(2.0)
 
 
+def exit_reason(exitcode: int) -> str:
+    """How a process ended, from its exit code: 'killed by SIGKILL', 'exit status 3'."""
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit status {exitcode}"
+
+
 def child_main(target: Any, *args: Any) -> None:
     """Entry point of every process a session starts: SIGINT and SIGTERM are the
     driver's to answer (:mod:`eventroll.runners.interruption`), then ``target(*args)``."""
@@ -88,6 +99,7 @@ class RunSession:
         self.endpoints = bus.Endpoints.in_directory(self._socket_dir)
         self.go_event = self.context.Event()
         self._processes: list[BaseProcess] = []
+        self._hub: BaseProcess | None = None
         self._recorders: dict[str, BaseProcess] = {}
         self.workers: list[BaseProcess] = []
         self._worker_specs: list[ProcessSpec] = []
@@ -122,7 +134,7 @@ class RunSession:
         return process
 
     def _start(self, recorders: list[RecorderSpec], workers: list[ProcessSpec]) -> None:
-        hub = self._spawn("eventroll-hub", bus.hub_main,
+        hub = self._hub = self._spawn("eventroll-hub", bus.hub_main,
                           (self.endpoints, self.timeouts.stall, self.timeouts.finish))
         for name, specs in process_groups(recorders):
             self._recorders[name] = self._spawn(
@@ -205,6 +217,14 @@ class RunSession:
             frames = self._live.receive(0)
         return latest
 
+    def check(self) -> None:
+        """Raise :class:`BusError` if the hub has died: nothing can reach the recorders."""
+        hub = self._hub
+        if hub is not None and hub.exitcode is not None and not self._finished:
+            raise BusError(f"the hub (pid {hub.pid}) {exit_reason(hub.exitcode)} mid-run: the "
+                           "run stopped; every artifact holds what it had flushed, and `eventroll "
+                           "replay` rebuilds trajectories and statistics from the event log")
+
     def finish(self, last: Event) -> dict[str, Any]:
         """End the driver's stream with ``last``, finish the hub and the recorders."""
         self.driver.finish(last)
@@ -217,7 +237,11 @@ class RunSession:
         reap(self._processes, self.timeouts.reap)
         for name, process in self._recorders.items():
             if process.exitcode != 0:
-                report["errors"].append(f"recorder {name!r} exited with status {process.exitcode}")
+                rebuild = ("" if name == "eventlog" else "; `eventroll replay` rebuilds them from "
+                           "the event log")
+                report["errors"].append(
+                    f"recorder process {name!r} {exit_reason(process.exitcode)}: its artifacts "
+                    f"hold what it had flushed{rebuild}")
         return report
 
     def close(self, *, at_once: bool = False) -> None:

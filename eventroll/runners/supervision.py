@@ -21,7 +21,6 @@ The episode it was playing is aborted, or played again as well while
 from __future__ import annotations
 
 import dataclasses
-import signal
 import time
 from collections import Counter
 from multiprocessing.process import BaseProcess
@@ -30,21 +29,11 @@ import numpy as np
 
 from eventroll.events import EpisodeEnd, EpisodeLost, WorkerEnd, WorkerError
 from eventroll.runners.interruption import Interruption
-from eventroll.runners.session import RunSession
+from eventroll.runners.session import RunSession, exit_reason
 from eventroll.runners.worker import Handout, WorkerSpec, worker_main
 
 REPLACEMENTS = 4  # workers started in place of dead ones, at most, per run
 ARRIVAL_GRACE = 0.2  # s: for what a dead worker had sent to reach the hub
-
-
-def exit_reason(exitcode: int) -> str:
-    """How a process ended, from its exit code: 'killed by SIGKILL', 'exit status 3'."""
-    if exitcode < 0:
-        try:
-            return f"killed by {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"killed by signal {-exitcode}"
-    return f"exit status {exitcode}"
 
 
 class Supervisor:

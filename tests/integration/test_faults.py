@@ -227,24 +227,20 @@ def test_bad_retries():
 
 
 def start_long_run(run_dir, *overrides):
-    """`eventroll run` of 100,000 episodes in a session of its own; returns once its
-    event log has grown 300 kB past its run.start (the run is in full swing)."""
+    """`eventroll run` of 20,000 episodes in a session of its own; returns once its event
+    log holds 600 kB (its run.start, with two seeds per episode, holds about 200 kB): the
+    run is in full swing."""
     import subprocess
     import sys
     import time
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "eventroll.cli", "run", "runner.n_episodes=100000",
+        [sys.executable, "-m", "eventroll.cli", "run", "runner.n_episodes=20000",
          f"hydra.run.dir={run_dir}", *overrides],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     log = run_dir / "events.msgpack"
     deadline = time.monotonic() + 60
-    first = None
-    while time.monotonic() < deadline:
-        size = log.stat().st_size if log.exists() else 0
-        first = first or size or None
-        if first and size > first + 300_000:
-            break
+    while time.monotonic() < deadline and (not log.exists() or log.stat().st_size < 600_000):
         time.sleep(0.05)
     return process
 
@@ -315,3 +311,65 @@ def test_a_second_interrupt_stops_at_once(tmp_path):
     assert group_gone(process.pid)
     events = list(read_events(run_dir / "events.msgpack"))
     assert events[0].KIND == "run.start" and len(events) > 100
+
+
+@pytest.mark.parametrize("runner", ["parallel", "sequential"])
+def test_a_killed_hub_stops_the_run_within_seconds(tmp_path, runner):
+    """SIGKILL of the hub: the driver notices within seconds, stops every process of the
+    run and exits 1 with one line naming the hub; the event log holds a clean prefix."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    run_dir = tmp_path / "run"
+    process = start_long_run(run_dir, f"runner={runner}")
+    children = subprocess.run(["ps", "--ppid", str(process.pid), "-o", "pid=",
+                               "--sort=start_time"], capture_output=True, text=True).stdout.split()
+    os.kill(int(children[0]), signal.SIGKILL)  # the hub is the first process a run starts
+    killed = time.monotonic()
+    _, stderr = process.communicate(timeout=60)
+    assert time.monotonic() - killed < 10
+    assert process.returncode == 1
+    [line] = [line for line in stderr.splitlines() if line.startswith("eventroll run: error:")]
+    assert "the hub (pid" in line and "killed by SIGKILL mid-run" in line
+    assert group_gone(process.pid)
+    events = list(read_events(run_dir / "events.msgpack"))
+    assert events[0].KIND == "run.start"
+    assert [e.seq for e in events] == list(range(len(events)))
+
+
+def test_a_killed_recorder_is_named_and_its_artifacts_rebuilt(tmp_path):
+    """SIGKILL of the trajectory and statistics recorder: the run goes on (the event log
+    keeps everything), says which recorder died and how to rebuild its artifacts, and
+    `eventroll replay` rebuilds them from the event log."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from eventroll.trajectories.flat import TrajectoryFile
+
+    run_dir = tmp_path / "run"
+    process = start_long_run(run_dir)
+    children = subprocess.run(["ps", "--ppid", str(process.pid), "-o", "pid=",
+                               "--sort=start_time"], capture_output=True, text=True).stdout.split()
+    time.sleep(0.5)  # some blocks flushed
+    os.kill(int(children[2]), signal.SIGKILL)  # hub, event log, trajectories+stats, workers
+    time.sleep(1.0)
+    assert process.poll() is None, "the run goes on"
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "recorder process 'trajectories+stats' killed by SIGKILL: its artifacts hold what " \
+           "it had flushed; `eventroll replay` rebuilds them" in stderr.replace("\n", " ")
+    assert group_gone(process.pid)
+    ended = sum(e.KIND == "episode.end" for e in read_events(run_dir / "events.msgpack"))
+    with TrajectoryFile(str(run_dir / "trajectories.h5")) as trajectories:
+        assert 0 < len(trajectories) < ended
+    out = tmp_path / "rebuilt"
+    done = subprocess.run([sys.executable, "-m", "eventroll.cli", "replay", str(run_dir),
+                           "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with TrajectoryFile(str(out / "trajectories.h5")) as trajectories:
+        assert len(trajectories) == ended
