@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+
 
 class EventrollError(Exception):
     """Base class of every error eventroll raises on purpose."""
@@ -31,3 +35,19 @@ class BusError(EventrollError, RuntimeError):
 def one_line(exc: BaseException) -> str:
     """An exception's message on one line (tracebacks and reprs may span several)."""
     return " ".join(str(exc).split())
+
+
+FULL = {errno.ENOSPC: "the disk is full", errno.EFBIG: "a file size limit was hit",
+        errno.EDQUOT: "the disk quota is used up"}
+
+
+def write_error(exc: BaseException) -> str:
+    """What went wrong writing a file, in a line: the disk or a limit, where the
+    exception (an OSError, or HDF5's RuntimeError quoting an errno) says so."""
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code is None and (found := re.search(r"errno = (\d+)", str(exc))):
+        code = int(found.group(1))
+    if code in FULL:
+        return f"{os.strerror(code)}: {FULL[code]}"
+    text = one_line(exc)
+    return f"{type(exc).__name__}: {text[:300]}{'...' if len(text) > 300 else ''}"

@@ -9,7 +9,7 @@ from typing import Any, Protocol, Union
 
 from eventroll import codec, events
 from eventroll.bus import Delivery, DurableSubscription
-from eventroll.errors import CodecError, EventError
+from eventroll.errors import CodecError, EventError, write_error
 from eventroll.stream import SequenceChecker
 
 IDLE_TICK = 0.05
@@ -148,8 +148,11 @@ def _handle(recorder: Any, item: Item | None, seq: int = -1) -> str | None:
             recorder.handle(item)
     except Exception as exc:  # the artifact is incomplete from here; keep draining the bus
         where = "" if item is None else f" at seq {seq} ({_kind(item)})"
-        return (f"stopped recording{where}: {type(exc).__name__}: {exc}; the artifact holds what "
-                "was written before, and the event log holds everything")
+        path = getattr(recorder, "path", None)
+        rebuild = ("" if getattr(recorder, "takes_records", False) else
+                   "; `eventroll replay` rebuilds it from the event log")
+        return (f"stopped writing {path or 'its artifact'}{where}: {write_error(exc)}; it holds "
+                f"what was written before{rebuild}")
     return None
 
 
@@ -161,8 +164,8 @@ def _report(recorder: Recorder, failure: str | None, errors: list[str],
             **counts: Any) -> dict[str, Any]:
     try:
         report = recorder.close()
-    except Exception as exc:
-        report = {"errors": [f"closing failed: {type(exc).__name__}: {exc}"]}
+    except Exception as exc:  # after a failure, closing fails as well: the failure says it
+        report = {"errors": [] if failure else [f"closing failed: {write_error(exc)}"]}
     errors = errors + ([failure] if failure else []) + report.pop("errors", [])
     return {**report, **counts, "errors": errors}
 

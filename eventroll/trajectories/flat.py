@@ -9,7 +9,9 @@ described in ``schemas/trajectories.md``.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -330,9 +332,27 @@ class FlatWriter(BlockWriter):
             self._index[name].append(values)
 
     def close(self) -> dict[str, Any]:
-        self.flush()
-        self._file.close()
+        try:
+            self.flush()
+        finally:  # a file left open after a failed write crashes h5py when the process exits
+            with _unraisable_ignored():  # its datasets then fail to flush as they are freed
+                self._datasets.clear()
+                self._index.clear()
+                self._file.close()
         return {"path": self.path, "episodes": self.episodes, "steps": self.steps}
+
+
+@contextlib.contextmanager
+def _unraisable_ignored() -> Iterator[None]:
+    """h5py prints errors of objects being freed (a write that failed on a full disk,
+    say, retried as the dataset is closed) through both hooks below: the write's own
+    error has said it already."""
+    hooks = sys.unraisablehook, sys.excepthook
+    sys.unraisablehook, sys.excepthook = (lambda _: None), (lambda *_: None)
+    try:
+        yield
+    finally:
+        sys.unraisablehook, sys.excepthook = hooks
 
 
 def _logit_rows(trajectory: Trajectory) -> list[Any]:

@@ -373,3 +373,33 @@ def test_a_killed_recorder_is_named_and_its_artifacts_rebuilt(tmp_path):
     assert done.returncode == 0, done.stderr
     with TrajectoryFile(str(out / "trajectories.h5")) as trajectories:
         assert len(trajectories) == ended
+
+
+def test_a_file_size_limit_is_named_and_what_was_written_stays_readable(tmp_path):
+    """A file size limit (as a full disk) hit while writing: each artifact that hit it is
+    named with the cause in one line; the run says it failed; what was written before
+    stays readable."""
+    import resource
+    import subprocess
+    import sys
+    from eventroll.trajectories.flat import TrajectoryFile
+    from eventroll.validation import validate_event_log
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))
+
+    run_dir = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "eventroll.cli", "run", "runner.n_episodes=3000",
+                           f"hydra.run.dir={run_dir}"], capture_output=True, text=True,
+                          preexec_fn=limit, timeout=120)
+    assert done.returncode == 1
+    stderr = " ".join(done.stderr.split())
+    for recorder, name in (("eventlog", "events.msgpack"), ("trajectories", "trajectories.h5")):
+        assert f"{recorder}: stopped writing {run_dir / name}" in stderr
+    assert "File too large: a file size limit was hit; it holds what was written before" in stderr
+    assert "SIGSEGV" not in stderr and "closing failed" not in stderr
+    report = validate_event_log(run_dir / "events.msgpack")
+    assert report.records > 1000 and not report.valid  # cut short: no run.end
+    with TrajectoryFile(str(run_dir / "trajectories.h5")) as trajectories:
+        assert len(trajectories) >= 1
+        assert all(t.length == len(t.rewards) for t in trajectories)

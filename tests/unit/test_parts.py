@@ -200,7 +200,8 @@ class TestRecorderGroup:
                                                      "errors": ["seq 9: shared"]})
         assert reports["collects"] == {"handled": 3, "events": 3, "errors": ["seq 9: shared"]}
         assert reports["breaks"]["handled"] == 1 and reports["breaks"]["errors"][0] == "seq 9: shared"
-        assert "stopped recording at seq 1 (custom): OSError: disk full" in reports["breaks"]["errors"][1]
+        assert "stopped writing its artifact at seq 1 (custom): OSError: disk full; it holds what " \
+            "was written before" in reports["breaks"]["errors"][1]
 
     def test_a_member_that_reads_every_array_makes_the_group_read_them(self):
         from eventroll.recorders.base import RecorderGroup
