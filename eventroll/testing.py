@@ -14,7 +14,8 @@ from gymnasium import spaces
 class FailingEnv(gym.Env):
     """A counter env that raises on step ``fail_step`` of episodes reset with a seed
     divisible by ``fail_every`` (0 never fails; with ``fail_times`` N > 0 only the first
-    N times each such seed is played in this env object), and kills its own process with
+    N times each such seed is played in this env object; ``fail_step`` -1: in ``reset``),
+    and kills its own process with
     SIGKILL on that step of the episode reset with seed ``kill_seed``. Episodes last
     ``length`` steps and end by termination; observations are ``[t, seed]``, rewards
     1.0."""
@@ -34,14 +35,22 @@ class FailingEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self._t, self._seed = 0, seed or 0
+        if self.fail_step < 0 and self._fails():
+            raise RuntimeError("FailingEnv: planned failure in reset")
         return self._observation(), {}
+
+    def _fails(self) -> bool:
+        """Whether this episode fails (and count it)."""
+        if not self.fail_every or self._seed % self.fail_every \
+                or 0 < self.fail_times <= self._failures.get(self._seed, 0):
+            return False
+        self._failures[self._seed] = self._failures.get(self._seed, 0) + 1
+        return True
 
     def step(self, action: Any):
         if self._seed == self.kill_seed and self._t == self.fail_step:
             os.kill(os.getpid(), signal.SIGKILL)
-        if self.fail_every and self._seed % self.fail_every == 0 and self._t == self.fail_step \
-                and not 0 < self.fail_times <= self._failures.get(self._seed, 0):
-            self._failures[self._seed] = self._failures.get(self._seed, 0) + 1
+        if self._t == self.fail_step and self._fails():
             raise RuntimeError(f"FailingEnv: planned failure at step {self._t}")
         self._t += 1
         return self._observation(), 1.0, self._t >= self.length, False, {}
@@ -105,6 +114,28 @@ class SpaceEnv(gym.Env):
 def space_env(**kwargs: Any) -> SpaceEnv:
     """Factory for ``env.name=eventroll.testing:space_env``."""
     return SpaceEnv(**kwargs)
+
+
+class FaultyPolicy:
+    """A seeded random policy over a Discrete action space that, at step ``bad_step`` of
+    episodes whose agent seed is divisible by ``every``, gives an action outside the space
+    (``fault="action"``) or raises (``fault="raise"``)."""
+
+    def __init__(self, action_space: spaces.Discrete, fault: str = "action", every: int = 3,
+                 bad_step: int = 1, **_: Any) -> None:
+        self._n, self._fault, self._every, self._bad_step = int(action_space.n), fault, every, bad_step
+        self._seed = self._t = 0
+
+    def seed(self, seed: int) -> None:
+        self._seed, self._t = seed, 0
+
+    def compute_action(self, observation: Any, *, deterministic: bool = False) -> Any:
+        self._t += 1
+        if self._t - 1 == self._bad_step and self._seed % self._every == 0:
+            if self._fault == "raise":
+                raise RuntimeError("FaultyPolicy: planned failure")
+            return self._n + 2
+        return 0
 
 
 class LogitsPolicy:

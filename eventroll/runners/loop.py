@@ -177,6 +177,26 @@ def worker_error(pid: int, episode: int | None, exc: BaseException,
                                                                     exc.__traceback__)))
 
 
+class InvalidAction(ValueError):
+    """A policy gave an action its env's action space does not hold."""
+
+
+def action_check(space: gym.Space) -> Callable[[Any], bool]:
+    """A test that an action belongs to ``space``: for ``Discrete``, an integer (not a
+    bool) in range, checked in a fraction of ``Discrete.contains``'s time (every step
+    pays it); other spaces' own ``contains``."""
+    if type(space) is gym.spaces.Discrete:
+        low, high = int(space.start), int(space.start) + int(space.n)
+        exact = (int, np.int64)
+
+        def in_range(action: Any) -> bool:
+            if type(action) in exact or isinstance(action, np.integer):
+                return low <= action < high
+            return space.contains(action)  # a 0-d integer array, say
+        return in_range
+    return space.contains
+
+
 def run_episode(env: gym.Env, policy: Policy, episode: int, *, env_seed: int | None,
                 agent_seed: int | None, deterministic: bool = False, render: bool = False,
                 after_reset: AfterReset | None = None, record_logits: bool = False,
@@ -204,6 +224,7 @@ def run_episode(env: gym.Env, policy: Policy, episode: int, *, env_seed: int | N
             if render:
                 env.render()
             compute, step, emit = policy.compute_action, env.step, sink.step
+            valid = action_check(env.action_space)
             logits = None
             stepping = True
             while not (terminated or truncated):
@@ -213,6 +234,9 @@ def run_episode(env: gym.Env, policy: Policy, episode: int, *, env_seed: int | N
                         observation, deterministic=deterministic)
                 else:
                     action = compute(observation, deterministic=deterministic)
+                if not valid(action):
+                    raise InvalidAction(f"the policy's action {action!r:.80} is outside the "
+                                        f"action space {env.action_space}")
                 observation, reward, terminated, truncated, info = step(action)
                 emit(action, observation, reward, terminated, truncated, info, logits)
                 length += 1

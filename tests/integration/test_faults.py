@@ -403,3 +403,37 @@ def test_a_file_size_limit_is_named_and_what_was_written_stays_readable(tmp_path
     with TrajectoryFile(str(run_dir / "trajectories.h5")) as trajectories:
         assert len(trajectories) >= 1
         assert all(t.length == len(t.rewards) for t in trajectories)
+
+
+@pytest.mark.parametrize("runner_class", [SequentialRunner, ParallelRunner])
+def test_env_raises_in_reset(runner_class, tmp_path):
+    """An env that raises in reset: that episode is aborted (no steps) with the traceback
+    in a worker.error naming the reset; the worker goes on with the next episode."""
+    env = {**ENV, "fail_step": -1}
+    result = runner_class(n_episodes=6, console=None, **SEEDS).run_with(
+        env, run_dir=str(tmp_path / "run"))
+    assert (result.status, result.episodes, result.aborted) == ("failed", 4, 2)
+    log = list(read_events(result.event_log))
+    errors = [e for e in log if e.KIND == "worker.error"]
+    assert sorted(e.episode for e in errors) == [2, 5]
+    assert all(f"episode {e.episode}, reset: RuntimeError" in e.error
+               and "planned failure in reset" in e.traceback for e in errors)
+    ends = {e.episode: e for e in log if e.KIND == "episode.end"}
+    assert sorted(ends) == list(range(6))
+    assert all((ends[i].aborted, ends[i].length) == (True, 0) for i in (2, 5))
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("action", "InvalidAction: the policy's action 4 is outside the action space Discrete(2)"),
+    ("raise", "RuntimeError: FaultyPolicy: planned failure")])
+def test_a_faulty_policy_aborts_its_episode(tmp_path, fault, message):
+    """A policy that raises, or gives an action outside the action space: the episode is
+    aborted with a message naming the episode, the step and the action; the others run."""
+    policy = {"name": "eventroll.testing:FaultyPolicy", "fault": fault, "every": 3}
+    result = ParallelRunner(n_episodes=6, n_processes=2, console=None,
+                            explicit_agent_seeds=[1, 2, 3, 4, 5, 6], env_base_seed=0).run_with(
+        "CartPole-v1", agent=policy, run_dir=str(tmp_path / "run"))
+    assert (result.status, result.episodes, result.aborted) == ("failed", 4, 2)
+    errors = {e.episode: e.error for e in read_events(result.event_log) if e.KIND == "worker.error"}
+    assert sorted(errors) == [2, 5]  # agent seeds 3 and 6
+    assert all(error == f"episode {episode}, step 1: {message}" for episode, error in errors.items())
