@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,14 +42,22 @@ def _explicit(name: str, seeds: Sequence[int] | None) -> list[int] | None:
     return [int(s) for s in values]
 
 
+def _base(name: str, seed: Any) -> int:
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"seeding.{name} must be a non-negative integer (or null: drawn at "
+                          f"random), got {seed!r}")
+    return int(seed)
+
+
 def resolve_seeds(n_episodes: int, env_base_seed: int | None = None, agent_base_seed: int | None = None,
                   explicit_env_seeds: Sequence[int] | None = None,
                   explicit_agent_seeds: Sequence[int] | None = None) -> Seeds:
     """The seed lists of a run. Base seeds left at None are drawn at random (and recorded)."""
     if n_episodes < 1:
         raise ConfigError(f"runner.n_episodes must be at least 1, got {n_episodes}")
-    env_base = secrets.randbits(31) if env_base_seed is None else int(env_base_seed)
-    agent_base = secrets.randbits(31) if agent_base_seed is None else int(agent_base_seed)
+    env_base = secrets.randbits(31) if env_base_seed is None else _base("env_base_seed", env_base_seed)
+    agent_base = (secrets.randbits(31) if agent_base_seed is None
+                  else _base("agent_base_seed", agent_base_seed))
     env_list = _explicit("explicit_env_seeds", explicit_env_seeds)
     agent_list = _explicit("explicit_agent_seeds", explicit_agent_seeds)
     n = n_episodes

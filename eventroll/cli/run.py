@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import time
@@ -90,12 +91,20 @@ class RichProgress:
 
 def build_runner(config: dict[str, Any], progress: Any) -> Any:
     from eventroll.runners import ParallelRunner, SequentialRunner
+    from eventroll.runners.base import RolloutRunner
 
     runner = dict(config["runner"])
     kind = runner.pop("type")
     cls = {"parallel": ParallelRunner, "sequential": SequentialRunner}.get(kind)
     if cls is None:
         raise ConfigError(f"runner.type must be parallel or sequential, got {kind!r}")
+    known = set(inspect.signature(cls).parameters) | set(
+        inspect.signature(RolloutRunner.__init__).parameters)
+    unknown = sorted(set(runner) - known)
+    if unknown:  # the keys the config already has are the runner's own
+        keys = ", ".join(key for key in runner if key not in unknown)
+        raise ConfigError(f"unknown config key runner.{unknown[0]} for the {kind} runner; "
+                          f"its keys: {keys}")
     return cls(**runner, **config["seeding"], recording=config.get("recording"), progress=progress)
 
 

@@ -135,8 +135,10 @@ class EventLogReader:
             except CodecError as exc:
                 raise CodecError(f"{self.path}: malformed record at byte {offset}: {exc}") from None
             except Exception as exc:  # msgpack's own errors on corrupt bytes
+                detail = f": {exc}" if str(exc) else ""
                 raise CodecError(f"{self.path}: malformed record at byte {offset} "
-                                 f"({type(exc).__name__}: {exc})") from None
+                                 f"({type(exc).__name__}{detail}); `eventroll validate` shows "
+                                 "what can still be read") from None
             self._consumed = unpacker.tell()  # the start of the next record
             yield record
 

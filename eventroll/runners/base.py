@@ -166,6 +166,10 @@ class RolloutRunner:
                               f"limit), got {max_episode_steps}")
         if batch_steps < 1:
             raise ConfigError(f"batch_steps must be at least 1, got {batch_steps}")
+        for key, flag in (("deterministic", deterministic), ("record_trajectory", record_trajectory),
+                          ("record_event_logs", record_event_logs)):
+            if not isinstance(flag, bool):
+                raise ConfigError(f"runner.{key} must be true or false, got {flag!r}")
         if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
             raise ConfigError(f"runner.retries must be an integer >= 0 (times a failed episode "
                               f"is played again), got {retries!r}")

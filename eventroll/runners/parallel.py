@@ -41,6 +41,8 @@ class ParallelRunner(RolloutRunner):
         super().__init__(n_episodes, max_episode_steps, deterministic, record_trajectory,
                          record_event_logs, **options)
         self.n_processes = n_processes
+        if not isinstance(render, bool):
+            raise ConfigError(f"runner.render must be true or false, got {render!r}")
         self.render = render
 
     @property

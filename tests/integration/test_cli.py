@@ -104,6 +104,28 @@ class TestBadInput:
                                         cwd=tmp_path))
         assert "env.name='CartPol-v1'" in line and "CartPole" in line
 
+    @pytest.mark.parametrize("override, message", [
+        ("runner.n_episodes=abc", "runner.n_episodes must be a positive integer, got 'abc'"),
+        ("runner.n_episodes=-3", "runner.n_episodes must be a positive integer, got -3"),
+        ("runner.retries=-1", "runner.retries must be an integer >= 0"),
+        ("runner.deterministic=maybe", "runner.deterministic must be true or false, got 'maybe'"),
+        ("runner.render=yes", "runner.render must be true or false, got 'yes'"),
+        ("+runner.bogus=1", "unknown config key runner.bogus for the parallel runner; its keys: "
+                            "n_episodes"),
+        ("seeding.env_base_seed=-1", "seeding.env_base_seed must be a non-negative integer"),
+        ("recording.layout=zarr", "recording.layout must be one of flat, minari, got 'zarr'"),
+        ("policy.name=nope.module:X", "cannot import module 'nope.module' of 'nope.module:X'"),
+        ("policy.name=eventroll.testing:Missing", "module 'eventroll.testing' has no attribute "
+                                                  "'Missing'"),
+        ("wrappers={nope.mod.Wrap: {}}", "cannot import module 'nope.mod' of 'nope.mod.Wrap'"),
+    ])
+    def test_bad_configuration_is_one_line(self, tmp_path, override, message):
+        """Wrong types, negative counts, unknown keys, unimportable policies or wrappers:
+        one line naming the key, exit status 2, no traceback, no run directory."""
+        line = one_line_error(eventroll("run", override, cwd=tmp_path))
+        assert message in line
+        assert not (tmp_path / "outputs").exists()
+
     def test_help(self):
         """`eventroll run --help` lists groups, keys and examples."""
         done = eventroll("run", "--help")

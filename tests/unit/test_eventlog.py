@@ -65,7 +65,10 @@ class TestEventLogReader:
         path = tmp_path / "events.msgpack"
         header = codec.encode({"format": "eventroll-events", "version": 1, "run_id": "r"})
         path.write_bytes(header + codec.encode(Custom(name="x").to_record()) + b"\xc1")
-        with pytest.raises(CodecError, match="malformed record at byte"):
+        record = codec.encode(Custom(name="x").to_record())
+        at = len(header) + len(record)
+        with pytest.raises(CodecError, match=rf"malformed record at byte {at} \(FormatError\); "
+                                             "`eventroll validate` shows"):
             list(read_events(path))
 
     def test_never_overwrites(self, log_path):
