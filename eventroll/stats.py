@@ -24,6 +24,7 @@ import dataclasses
 import json
 import math
 import os
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -267,15 +268,52 @@ def _named(name: Any, spec: Any) -> Any:
 _MISSING = object()
 
 
-@dataclass
-class _Ended:
-    """What is kept of a finished episode: one value per stat (and its steps if asked)."""
+class EndedEpisodes:
+    """What is kept of the finished episodes: return, length and abort of each in arrays
+    (25 bytes an episode, so that memory barely grows with a run's length), and the
+    custom values (one per stat, and its steps if asked) of those that have any."""
 
-    aborted: bool
-    return_: float
-    length: int
-    values: dict[str, dict[Group, Any]]
-    steps: dict[str, list[list]]
+    def __init__(self) -> None:
+        self._index = array("q")
+        self._returns = array("d")
+        self._lengths = array("q")
+        self._aborted = bytearray()
+        self._seen = bytearray()  # a bit per episode index
+        self._custom: dict[int, tuple[dict[str, dict[Group, Any]], dict[str, list[list]]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, episode: int) -> bool:
+        byte = episode >> 3
+        return 0 <= byte < len(self._seen) and bool(self._seen[byte] & (1 << (episode & 7)))
+
+    def add(self, episode: int, aborted: bool, return_: float, length: int,
+            values: dict[str, dict[Group, Any]], steps: dict[str, list[list]]) -> None:
+        byte = episode >> 3
+        if byte >= len(self._seen):
+            self._seen.extend(bytes(max(byte + 1 - len(self._seen), len(self._seen))))
+        self._seen[byte] |= 1 << (episode & 7)
+        self._index.append(episode)
+        self._returns.append(return_)
+        self._lengths.append(length)
+        self._aborted.append(aborted)
+        if values or steps:
+            self._custom[episode] = (values, steps)
+
+    def completed(self) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """The indexes of the episodes not aborted, in order, with their returns and lengths."""
+        index = np.frombuffer(self._index, dtype=np.int64)
+        kept = np.frombuffer(bytes(self._aborted), dtype=np.uint8) == 0
+        order = np.argsort(index[kept], kind="stable")
+        return (index[kept][order].tolist(), np.frombuffer(self._returns)[kept][order],
+                np.frombuffer(self._lengths, dtype=np.int64)[kept][order])
+
+    def values(self, episode: int) -> dict[str, dict[Group, Any]]:
+        return self._custom.get(episode, ({}, {}))[0]
+
+    def steps(self, episode: int) -> dict[str, list[list]]:
+        return self._custom.get(episode, ({}, {}))[1]
 
 
 class StatsAggregator:
@@ -299,7 +337,7 @@ class StatsAggregator:
         for spec in self.specs:
             self._by_event.setdefault(spec.event, []).append(spec)
         self._open: dict[int, dict[str, dict[int, dict[Group, list]]]] = {}
-        self._ended: dict[int, _Ended] = {}
+        self._ended = EndedEpisodes()
         self._steps = 0
         self._lost = 0
         self._run_id: str | None = None
@@ -366,24 +404,27 @@ class StatsAggregator:
             self._problems["an episode.end for an episode that had ended: left out"] += 1
             return
         steps = self._open.pop(event.episode, {})
-        ended = _Ended(bool(event.aborted), float(event.return_), int(event.length), {}, {})
+        values: dict[str, dict[Group, Any]] = {}
+        kept_steps: dict[str, list[list]] = {}
         for spec in self.specs:
             by_t = steps.get(spec.name)
             if by_t:
-                self._finish_stat(spec, by_t, ended)
-        self._ended[event.episode] = ended
+                self._finish_stat(spec, by_t, values, kept_steps)
+        self._ended.add(event.episode, bool(event.aborted), float(event.return_),
+                        int(event.length), values, kept_steps)
 
     def _finish_stat(self, spec: StatSpec, by_t: dict[int, dict[Group, list]],
-                     ended: _Ended) -> None:
+                     episode_values: dict[str, dict[Group, Any]],
+                     kept_steps: dict[str, list[list]]) -> None:
         per_step = {t: self._reduce(spec, "step", by_t[t], self._problems) for t in sorted(by_t)}
         per_group: dict[Group, list] = {}
         for values in per_step.values():
             for group, value in values.items():
                 per_group.setdefault(group, []).append(value)
-        ended.values[spec.name] = self._reduce(spec, "episode", per_group, self._problems)
+        episode_values[spec.name] = self._reduce(spec, "episode", per_group, self._problems)
         if spec.keep_steps:
-            ended.steps[spec.name] = [[t, _shape(spec, values)]
-                                      for t, values in per_step.items() if values]
+            kept_steps[spec.name] = [[t, _shape(spec, step_values)]
+                                     for t, step_values in per_step.items() if step_values]
 
     def _reduce(self, spec: StatSpec, level: str, groups: dict[Group, list],
                 problems: Counter[str]) -> dict[Group, Any]:
@@ -417,18 +458,18 @@ class StatsAggregator:
     def episode_values(self, episode: int) -> dict[str, Any]:
         """The episode-level values of a finished episode (aborted ones included), by
         stat name; stats without events in the episode are left out."""
-        ended = self._ended.get(episode)
-        if ended is None:
+        if episode not in self._ended:
             raise StatsQueryError(f"episode {episode} has not ended (or never started)")
-        return {spec.name: _shape(spec, ended.values[spec.name])
-                for spec in self.specs if ended.values.get(spec.name)}
+        values = self._ended.values(episode)
+        return {spec.name: _shape(spec, values[spec.name])
+                for spec in self.specs if values.get(spec.name)}
 
     def result(self) -> dict[str, Any]:
         """The statistics so far, as plain JSON data (layout: ``schemas/stats.md``)."""
         problems = Counter(self._problems)
         if self._open:
             problems[f"{len(self._open)} episodes started but never ended: left out"] += 1
-        completed = sorted(i for i, ended in self._ended.items() if not ended.aborted)
+        completed, returns, lengths = self._ended.completed()
         wall_time = (self._end_time - self._start_time
                      if self._start_time is not None and self._end_time is not None else None)
         return {
@@ -439,8 +480,8 @@ class StatsAggregator:
             "lost_attempt_count": self._lost,
             "steps_per_second": self._steps / wall_time if wall_time else None,
             "wall_time": wall_time,
-            "episode_return": summarize([self._ended[i].return_ for i in completed]),
-            "episode_length": summarize([self._ended[i].length for i in completed]),
+            "episode_return": summarize(returns),
+            "episode_length": summarize(lengths),
             "custom": {spec.name: self._stat_result(spec, completed, problems)
                        for spec in self.specs},
             "problems": dict(sorted(problems.items())),
@@ -451,7 +492,7 @@ class StatsAggregator:
         per_group: dict[Group, list] = {}
         episodes = {}
         for index in completed:
-            values = self._ended[index].values.get(spec.name)
+            values = self._ended.values(index).get(spec.name)
             if values:
                 episodes[str(index)] = _shape(spec, values)
                 for group, value in values.items():
@@ -461,8 +502,8 @@ class StatsAggregator:
                   "reducers": {level: reducer_name(getattr(spec, level)) for level in LEVELS},
                   "epoch": _shape(spec, epoch), "episodes": episodes}
         if spec.keep_steps:
-            result["steps"] = {str(index): self._ended[index].steps[spec.name]
-                               for index in completed if spec.name in self._ended[index].steps}
+            result["steps"] = {str(index): self._ended.steps(index)[spec.name]
+                               for index in completed if spec.name in self._ended.steps(index)}
         return result
 
 
@@ -471,13 +512,16 @@ def _shape(spec: StatSpec, reduced: dict[Group, Any]) -> Any:
     return reduced if spec.group_by is not None else reduced.get(None)
 
 
-def summarize(values: list) -> dict[str, Any]:
-    """count, mean, std (population), min, max and median; None values when empty."""
-    if not values:
+def summarize(values: Any) -> dict[str, Any]:
+    """count, mean, std (population), min, max and median of a list or array; None
+    values when empty."""
+    if not len(values):
         return {key: 0 if key == "count" else None for key in SUMMARY_KEYS}
-    array = np.asarray(values, dtype=np.float64)
-    return plain({"count": len(values), "mean": array.mean(), "std": array.std(),
-                  "min": min(values), "max": max(values), "median": np.median(array)})
+    floats = np.asarray(values, dtype=np.float64)
+    low, high = ((values.min(), values.max()) if isinstance(values, np.ndarray)
+                 else (min(values), max(values)))
+    return plain({"count": len(values), "mean": floats.mean(), "std": floats.std(),
+                  "min": low, "max": high, "median": np.median(floats)})
 
 
 def to_json(result: Mapping[str, Any]) -> str:

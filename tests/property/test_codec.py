@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from eventroll import codec, events
 from eventroll.errors import CodecError, EventError
@@ -170,3 +170,23 @@ class TestStringScalars:
         decoded = codec.decode(codec.encode([np.str_("ab"), np.bytes_(b"cd")]))
         assert decoded == ["ab", b"cd"]
         assert [type(v) for v in decoded] == [str, bytes]
+
+
+@pytest.mark.soak
+class TestFuzzLong:
+    """The decoder against 100,000 hostile inputs each (run by hand: -m soak)."""
+
+    @settings(max_examples=100_000, deadline=None)
+    @given(st.binary(max_size=400))
+    def test_random_bytes(self, data):
+        for decode in (codec.decode, lambda d: codec.split_records(d, 2, arrays=False)):
+            try:
+                decode(data)
+            except CodecError:
+                pass
+
+    @settings(max_examples=100_000, deadline=None)
+    @given(every_event, st.data())
+    def test_corrupted_records(self, event, data):
+        TestRefusals.test_corrupted_records_raise_only_our_errors.hypothesis.inner_test(
+            TestRefusals(), event, data)
