@@ -258,6 +258,7 @@ class _SourceState:
     expected_wseq: int = 0
     ended: bool = False
     lost: bool = False  # the driver declared the source dead; its stream ends where it broke
+    connection: bytes = b""  # the identity of the socket it sent its last message from
 
 
 class EpisodeEnds:
@@ -323,6 +324,7 @@ class Hub:
         self._sources: dict[int, _SourceState] = {}
         self._seq = 0
         self._ends: EpisodeEnds | None = None  # tracked once the driver says how many
+        self._dead: set[bytes] = set()  # connections of sources the driver declared lost
         self._report = HubReport()
         self._finished = False
         self._last_progress = 0.0
@@ -366,7 +368,12 @@ class Hub:
         except CodecError as exc:
             self._reject(f"ingress: {exc}")
             return
+        if identity in self._dead:
+            self._reject(f"ingress: worker {header.worker} sent from a connection of a source "
+                         "declared lost (bytes still on their way when it died)")
+            return
         source = self._sources.setdefault(header.worker, _SourceState())
+        source.connection = identity
         if source.ended:
             self._reject(f"ingress: worker {header.worker} sent after the end of its stream")
             return
@@ -493,6 +500,8 @@ class Hub:
                 break
         state = self._sources.setdefault(worker, _SourceState())
         state.lost = True
+        # what arrives from its connection from now on is refused: the answer below is final
+        self._dead.add(state.connection)
         ends = self._ends
         return {"stream_ended": state.ended, "last_wseq": state.expected_wseq - 1,
                 "ended": [] if ends is None else [e for e in episodes if e in ends]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import time
 
 import zmq
 
@@ -12,6 +13,21 @@ from eventroll.recorders.eventlog import EventLogRecorder
 from eventroll.runners.session import RecorderSpec, RunSession, Timeouts
 
 TIMEOUTS = Timeouts(start=30, stall=10, finish=10, reap=5)
+
+
+def foreign_source(session: RunSession) -> tuple[zmq.Context, zmq.Socket]:
+    """A socket of another process's kind, connected to the hub's ingress: what it sends
+    is up to the test."""
+    context = zmq.Context()
+    raw = context.socket(zmq.DEALER)
+    raw.setsockopt(zmq.LINGER, 1000)
+    raw.connect(session.endpoints.ingress)
+    return context, raw
+
+
+def close(context: zmq.Context, raw: zmq.Socket) -> None:
+    raw.close()
+    context.term()
 
 
 def session_with_log(tmp_path) -> tuple[RunSession, str]:
@@ -66,10 +82,7 @@ class TestHostileInput:
         both keep working and the good events are recorded."""
         session, path = session_with_log(tmp_path)
         with session:
-            context = zmq.Context()
-            raw = context.socket(zmq.DEALER)
-            raw.setsockopt(zmq.LINGER, 1000)
-            raw.connect(session.endpoints.ingress)
+            context, raw = foreign_source(session)
             raw.send_multipart([b"garbage"])  # a header of the wrong size
             header = bus.HEADER.pack(bus.VERSION, 0, 9, 0, 2, 0, 0, 0)
             raw.send_multipart([header, b"\xc1\xc1", b"\x81\xa4kind\xa4nope"])  # 2 bodies
@@ -79,8 +92,7 @@ class TestHostileInput:
                                 b"\x81\xa4kind\xa4nope"])  # bad kind
             good = codec.encode(Custom(name="lost", worker=9, wseq=2).to_record())
             raw.send_multipart([bus.HEADER.pack(bus.VERSION, 0, 9, 2, 2, 0, 0, 0), good])  # 1 of 2
-            raw.close()
-            context.term()
+            close(context, raw)
             source = bus.Publisher(session.endpoints.ingress, 0, stall_timeout=5, ack_timeout=5)
             try:
                 source.finish(Custom(name="good"))
@@ -101,10 +113,7 @@ class TestHostileInput:
         session, path = session_with_log(tmp_path)
         with session:
             session.track_episodes(5)
-            context = zmq.Context()
-            raw = context.socket(zmq.DEALER)
-            raw.setsockopt(zmq.LINGER, 1000)
-            raw.connect(session.endpoints.ingress)
+            context, raw = foreign_source(session)
             ends = [codec.encode(EpisodeEnd(episode=e, length=0, return_=0.0, terminated=True,
                                             truncated=False, aborted=False, wall_time=0.0,
                                             worker=9, wseq=i).to_record())
@@ -114,8 +123,7 @@ class TestHostileInput:
             outside = bus.Header.pack(0, 9, 0, 2, 0, [1, 7], 0)
             raw.send_multipart([outside, b"".join(ends)])  # episode 7 of 0..4
             raw.send_multipart([bus.Header.pack(0, 9, 0, 2, 0, [1, 3], 0), b"".join(ends)])
-            raw.close()
-            context.term()
+            close(context, raw)
             lost = session.lost(9, [1, 2, 3])
             report = session.finish(run_end())
         assert lost == {"stream_ended": False, "last_wseq": 1, "ended": [1, 3]}
@@ -123,3 +131,30 @@ class TestHostileInput:
         assert any("8 for each of its 2 episode ends" in e for e in report["errors"])
         assert any("episode end 7 out of the run's range 0..4" in e for e in report["errors"])
         assert [e.KIND for e in read_events(path)] == ["episode.end", "episode.end", "run.end"]
+
+    def test_a_lost_source_connection_is_refused_afterwards(self, tmp_path):
+        """Once the driver declared a source lost, bytes from its old connection that come
+        late are refused (the hub's answer about its episodes stays true); the driver's new
+        connection continues the source's stream."""
+        session, path = session_with_log(tmp_path)
+        with session:
+            session.track_episodes(5)
+            context, raw = foreign_source(session)
+            first = codec.encode(Custom(name="a", worker=9, wseq=0).to_record())
+            raw.send_multipart([bus.Header.pack(0, 9, 0, 1, 0, [], 0), first])
+            time.sleep(0.3)
+            lost = session.lost(9, [])
+            late = codec.encode(Custom(name="late", worker=9, wseq=1).to_record())
+            raw.send_multipart([bus.Header.pack(0, 9, 1, 1, 0, [], 0), late])
+            time.sleep(0.3)
+            close(context, raw)
+            takeover = session.source(9, first_wseq=lost["last_wseq"] + 1)
+            try:
+                takeover.finish(Custom(name="b"))
+            finally:
+                takeover.close()
+            report = session.finish(run_end())
+        assert lost["last_wseq"] == 0
+        assert report["rejected"] == 1
+        assert any("connection of a source declared lost" in e for e in report["errors"])
+        assert [e.name for e in read_events(path) if e.KIND == "custom"] == ["a", "b"]
