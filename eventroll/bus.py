@@ -309,7 +309,7 @@ class Hub:
     """
 
     def __init__(self, endpoints: Endpoints, *, stall_timeout: float = 120.0,
-                 finish_timeout: float = 60.0) -> None:
+                 finish_timeout: float = 60.0, remote: Any = None) -> None:
         self._stall_timeout = stall_timeout
         self._finish_timeout = finish_timeout
         self._ctx = zmq.Context()
@@ -320,6 +320,13 @@ class Hub:
         for sock, endpoint in ((self._ingress, endpoints.ingress), (self._durable, endpoints.durable),
                                (self._live, endpoints.live), (self._control, endpoints.control)):
             sock.bind(endpoint)
+        self._publishers = [self._live]  # the live fan-out: ipc, and TCP when asked
+        self._authenticator = None
+        if remote is not None:
+            from eventroll.remote import remote_publisher
+
+            sock, self._authenticator = remote_publisher(self._ctx, remote, LIVE_HWM)
+            self._publishers.append(sock)
         self._subscribers: dict[bytes, str] = {}
         self._sources: dict[int, _SourceState] = {}
         self._seq = 0
@@ -352,7 +359,9 @@ class Hub:
                             break
                 self._publish_progress()
         finally:
-            for sock in (self._ingress, self._durable, self._live, self._control):
+            if self._authenticator is not None:
+                self._authenticator.stop()
+            for sock in (self._ingress, self._durable, self._control, *self._publishers):
                 sock.close()
             self._ctx.term()
 
@@ -399,10 +408,11 @@ class Hub:
         self._report.events += n_events
         for identity in list(self._subscribers):
             self._send_durable(identity, frames)
-        try:
-            self._live.send_multipart(frames, flags=zmq.NOBLOCK)
-        except zmq.Again:
-            self._report.live_dropped += 1
+        for publisher in self._publishers:
+            try:
+                publisher.send_multipart(frames, flags=zmq.NOBLOCK)
+            except zmq.Again:
+                self._report.live_dropped += 1
 
     def _send_durable(self, identity: bytes, frames: list[bytes]) -> None:
         name = self._subscribers[identity]
@@ -425,10 +435,11 @@ class Hub:
         self._last_progress = now
         progress = {"events": self._report.events, "steps": self._report.steps,
                     "episode_ends": self._report.episode_ends, "aborted": self._report.aborted}
-        try:
-            self._live.send_multipart([b"progress", codec.encode(progress)], flags=zmq.NOBLOCK)
-        except zmq.Again:
-            pass
+        for publisher in self._publishers:
+            try:
+                publisher.send_multipart([b"progress", codec.encode(progress)], flags=zmq.NOBLOCK)
+            except zmq.Again:
+                pass
 
     # -- durable subscribers -------------------------------------------------------
     def _on_durable(self, frames: list[bytes]) -> None:
@@ -515,9 +526,11 @@ class Hub:
                                            f"after wseq {state.expected_wseq - 1}")
 
 
-def hub_main(endpoints: Endpoints, stall_timeout: float, finish_timeout: float) -> None:
-    """Process entry point of the hub."""
-    Hub(endpoints, stall_timeout=stall_timeout, finish_timeout=finish_timeout).serve()
+def hub_main(endpoints: Endpoints, stall_timeout: float, finish_timeout: float,
+             remote: Any = None) -> None:
+    """Process entry point of the hub (``remote``: an :class:`eventroll.remote.RemoteLive`)."""
+    Hub(endpoints, stall_timeout=stall_timeout, finish_timeout=finish_timeout,
+        remote=remote).serve()
 
 
 class HubClient:
@@ -593,9 +606,16 @@ class DurableSubscription:
 class LiveSubscription:
     """A live subscriber to the hub's PUB socket: may miss messages, never slows the run."""
 
-    def __init__(self, endpoint: str, topics: tuple[bytes, ...] = (b"events", b"progress")) -> None:
+    def __init__(self, endpoint: str, topics: tuple[bytes, ...] = (b"events", b"progress"),
+                 curve: tuple[str, str] | None = None) -> None:
+        """``curve``: (the server's public key file, this client's secret key file) for a
+        run that listens with CURVE (:mod:`eventroll.remote`)."""
         self._ctx = zmq.Context()
         self._sock = _socket(self._ctx, zmq.SUB, RCVHWM=LIVE_HWM)
+        if curve is not None:
+            from eventroll.remote import curve_client
+
+            curve_client(self._sock, *curve)
         for topic in topics:
             self._sock.setsockopt(zmq.SUBSCRIBE, topic)
         self._sock.connect(endpoint)

@@ -75,8 +75,8 @@ def read_bus_info(run_dir: str) -> BusInfo | None:
 
 
 def subscribe(source: str | os.PathLike[str], kinds: Collection[str] | None = None, *,
-              from_start: bool = True, follow: bool = True,
-              arrays: bool = True) -> Iterator[events.Event]:
+              from_start: bool = True, follow: bool = True, arrays: bool = True,
+              curve: tuple[str, str] | None = None) -> Iterator[events.Event]:
     """Yield a run's events in ``seq`` order, each once, with ``seq`` set.
 
     ``source`` is a run directory (or an event log in one); while the run is live the
@@ -89,7 +89,9 @@ def subscribe(source: str | os.PathLike[str], kinds: Collection[str] | None = No
     ``source`` may also be the hub's live endpoint (``ipc://`` or ``tcp://``): then
     only events from now on arrive, and a gap (a subscriber too slow for the
     fan-out, which has no log to fill it from) raises :class:`BusError`, and so does
-    a hub silent for :data:`SILENCE_TIMEOUT` seconds (the run is over or gone).
+    a hub silent for :data:`SILENCE_TIMEOUT` seconds (the run is over or gone). A
+    ``tcp://`` endpoint beyond loopback needs ``curve``: (the run's public server key
+    file, this client's secret key file), see :mod:`eventroll.remote`.
     """
     wanted = None if kinds is None else frozenset(kinds)
     unknown = set(wanted or ()) - set(events.KINDS)
@@ -98,7 +100,7 @@ def subscribe(source: str | os.PathLike[str], kinds: Collection[str] | None = No
                              f"{', '.join(events.KINDS)}")
     source = os.fspath(source)
     if "://" in source:
-        stream = _live_only(source, arrays)
+        stream = _live_only(source, arrays, curve)
     else:
         stream = _run_events(_run_dir(source), from_start, follow, arrays)
     for event in stream:
@@ -132,8 +134,9 @@ def _run_events(run_dir: str, from_start: bool, follow: bool,
     return _stream(tail, info.live, info.running, from_start, arrays)
 
 
-def _live_only(endpoint: str, arrays: bool) -> Iterator[events.Event]:
-    return _stream(None, endpoint, _always, False, arrays)
+def _live_only(endpoint: str, arrays: bool,
+               curve: tuple[str, str] | None) -> Iterator[events.Event]:
+    return _stream(None, endpoint, _always, False, arrays, curve)
 
 
 def _always() -> bool:
@@ -145,10 +148,10 @@ def _never() -> bool:
 
 
 def _stream(tail: EventLogReader | None, endpoint: str | None, running: Any, from_start: bool,
-            arrays: bool) -> Iterator[events.Event]:
+            arrays: bool, curve: tuple[str, str] | None = None) -> Iterator[events.Event]:
     """The log's events, then those of the live messages that continue them, gaps filled
     from the log, until run.end, or until the end of the log once ``running()`` is false."""
-    live = LiveSubscription(endpoint) if endpoint is not None else None
+    live = LiveSubscription(endpoint, curve=curve) if endpoint is not None else None
     pending: deque[Delivery] = deque(maxlen=PENDING_MESSAGES)
     heard = time.monotonic()
     try:

@@ -105,7 +105,8 @@ def build_runner(config: dict[str, Any], progress: Any) -> Any:
         keys = ", ".join(key for key in runner if key not in unknown)
         raise ConfigError(f"unknown config key runner.{unknown[0]} for the {kind} runner; "
                           f"its keys: {keys}")
-    return cls(**runner, **config["seeding"], recording=config.get("recording"), progress=progress)
+    return cls(**runner, **config["seeding"], recording=config.get("recording"),
+               live=config.get("live"), progress=progress)
 
 
 def summary(result: Any, console: Any) -> None:

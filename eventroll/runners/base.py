@@ -27,6 +27,7 @@ from eventroll.recorders.eventlog import FILE_NAME as EVENT_LOG
 from eventroll.recording import (STATS, RecordingOptions, default_run_dir, prepare_run_dir,
                                  recorder_specs)
 from eventroll.trajectories.flat import FILE_NAME as TRAJECTORIES
+from eventroll.remote import RemoteLive
 from eventroll.runners.interruption import Interruption
 from eventroll.runners.session import ProcessSpec, RecorderSpec, RunSession, Timeouts
 from eventroll.runners.worker import EpisodeSettings
@@ -157,7 +158,8 @@ class RolloutRunner:
                  explicit_env_seeds: list[int] | None = None,
                  explicit_agent_seeds: list[int] | None = None,
                  batch_steps: int = 64, flush_interval: float = 0.05, retries: int = 0,
-                 timeouts: Timeouts = Timeouts(), progress: Progress | None = None,
+                 live: Any = None, timeouts: Timeouts = Timeouts(),
+                 progress: Progress | None = None,
                  console: TextIO | None = sys.stderr, start_method: str | None = None) -> None:
         if not isinstance(n_episodes, int) or n_episodes < 1:
             raise ConfigError(f"runner.n_episodes must be a positive integer, got {n_episodes!r}")
@@ -189,6 +191,7 @@ class RolloutRunner:
         self.batch_steps = batch_steps
         self.flush_interval = flush_interval
         self.retries = retries
+        self.remote = live if isinstance(live, RemoteLive) else RemoteLive.from_config(live)
         self.timeouts = timeouts
         self.progress: Progress = progress or NoProgress()
         self.console = console
@@ -273,8 +276,12 @@ class RolloutRunner:
         log.info("run.start", run_id=plan.run_id, run_dir=plan.run_dir, runner=self.runner_name,
                  env=plan.env.label, n_episodes=plan.seeds.n_episodes, n_workers=self.n_workers)
         started = time.perf_counter()
+        if self.remote is not None:
+            log.info("live.listen", address=self.remote.listen,
+                     curve=self.remote.server_key is not None)
         with plan.interruption, RunSession(self._recorders(plan), timeouts=self.timeouts,
-                                           start_method=self.start_method) as session:
+                                           start_method=self.start_method,
+                                           remote=self.remote) as session:
             session.start(self._worker_processes(plan, session))
             session.track_episodes(plan.seeds.n_episodes)
             session.announce(plan.run_dir, plan.run_id)

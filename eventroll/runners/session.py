@@ -91,7 +91,9 @@ class RunSession:
     """Starts the hub and the recorders, and connects the driver as a source."""
 
     def __init__(self, recorders: list[RecorderSpec], *, timeouts: Timeouts = Timeouts(),
-                 start_method: str | None = None) -> None:
+                 start_method: str | None = None, remote: Any = None) -> None:
+        """``remote``: an :class:`eventroll.remote.RemoteLive`, the live fan-out on TCP too."""
+        self._remote = remote
         self.timeouts = timeouts
         self.context = process_context(start_method)
         self._recorder_specs = recorders
@@ -135,7 +137,8 @@ class RunSession:
 
     def _start(self, recorders: list[RecorderSpec], workers: list[ProcessSpec]) -> None:
         hub = self._hub = self._spawn("eventroll-hub", bus.hub_main,
-                          (self.endpoints, self.timeouts.stall, self.timeouts.finish))
+                                      (self.endpoints, self.timeouts.stall, self.timeouts.finish,
+                                       self._remote))
         for name, specs in process_groups(recorders):
             self._recorders[name] = self._spawn(
                 f"eventroll-{name}", recorder_main,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import struct
 import time
 
+import pytest
 import zmq
 
 from eventroll import bus, codec, read_events
@@ -158,3 +160,91 @@ class TestHostileInput:
         assert report["rejected"] == 1
         assert any("connection of a source declared lost" in e for e in report["errors"])
         assert [e.name for e in read_events(path) if e.KIND == "custom"] == ["a", "b"]
+
+
+class TestRemoteLive:
+    def test_beyond_loopback_only_authorized_clients_get_in(self, tmp_path):
+        """The live fan-out on TCP beyond loopback uses CURVE: a client with an authorized
+        key receives the run's events; one with another key, or with none, gets nothing."""
+        import zmq.auth
+        from eventroll.bus import LiveSubscription
+        from eventroll.remote import RemoteLive
+
+        for directory, name in (("server", "server"), ("authorized", "alice"), ("other", "mallory")):
+            (tmp_path / directory).mkdir()
+            zmq.auth.create_certificates(str(tmp_path / directory), name)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        remote = RemoteLive(f"tcp://0.0.0.0:{port}", server_key=str(tmp_path / "server/server.key_secret"),
+                            authorized_keys=str(tmp_path / "authorized"))
+        path = str(tmp_path / "events.msgpack")
+        session = RunSession([RecorderSpec("eventlog", EventLogRecorder, {"path": path, "run_id": "t"})],
+                             timeouts=TIMEOUTS, remote=remote)
+        address, server = f"tcp://127.0.0.1:{port}", str(tmp_path / "server/server.key")
+        with session:
+            session.start()
+            session.go()
+            clients = {"alice": LiveSubscription(address, curve=(server, str(tmp_path / "authorized/alice.key_secret"))),
+                       "mallory": LiveSubscription(address, curve=(server, str(tmp_path / "other/mallory.key_secret"))),
+                       "plain": LiveSubscription(address)}
+            time.sleep(1.0)  # connections and handshakes
+            source = session.source(0)
+            try:
+                for _ in range(5):
+                    source.add(Custom(name="hello"))
+                    source.flush()
+                    time.sleep(0.1)
+                source.finish(Custom(name="bye"))
+            finally:
+                source.close()
+            heard = {}
+            for name, client in clients.items():
+                frames = client.receive(1.0)
+                while frames is not None and frames[0] != b"events":
+                    frames = client.receive(1.0)
+                heard[name] = frames is not None
+                client.close()
+            session.finish(run_end())
+        assert heard == {"alice": True, "mallory": False, "plain": False}
+
+    def test_beyond_loopback_without_keys_is_refused(self):
+        from eventroll.errors import ConfigError
+        from eventroll.remote import RemoteLive
+
+        with pytest.raises(ConfigError, match="listens beyond loopback: set live.server_key"):
+            RemoteLive("tcp://0.0.0.0:5555")
+        assert RemoteLive("tcp://127.0.0.1:5555").loopback
+
+
+def test_subscribe_to_a_run_listening_with_curve(tmp_path):
+    """`eventroll.subscribe` on a run's TCP endpoint with CURVE keys follows the run."""
+    import threading
+    import zmq.auth
+    from eventroll import ParallelRunner
+    from eventroll.live import subscribe
+
+    for directory, name in (("server", "server"), ("clients", "alice")):
+        (tmp_path / directory).mkdir()
+        zmq.auth.create_certificates(str(tmp_path / directory), name)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    live = {"listen": f"tcp://0.0.0.0:{port}", "authorized_keys": str(tmp_path / "clients"),
+            "server_key": str(tmp_path / "server/server.key_secret")}
+    received = []
+
+    def follow() -> None:
+        keys = (str(tmp_path / "server/server.key"), str(tmp_path / "clients/alice.key_secret"))
+        for event in subscribe(f"tcp://127.0.0.1:{port}", ["episode.end", "run.end"],
+                               arrays=False, curve=keys):
+            received.append(event)
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    result = ParallelRunner(n_episodes=300, console=None, live=live, flush_interval=0.01,
+                            env_base_seed=1, agent_base_seed=1).run_with(
+        "CartPole-v1", run_dir=str(tmp_path / "run"))
+    follower.join(15)
+    assert result.ok and not follower.is_alive()
+    assert received and received[-1].KIND == "run.end"

@@ -118,6 +118,7 @@ class TestBadInput:
         ("policy.name=eventroll.testing:Missing", "module 'eventroll.testing' has no attribute "
                                                   "'Missing'"),
         ("wrappers={nope.mod.Wrap: {}}", "cannot import module 'nope.mod' of 'nope.mod.Wrap'"),
+        ("live.listen=tcp://0.0.0.0:5599", "listens beyond loopback: set live.server_key"),
     ])
     def test_bad_configuration_is_one_line(self, tmp_path, override, message):
         """Wrong types, negative counts, unknown keys, unimportable policies or wrappers:
