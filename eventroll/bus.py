@@ -40,7 +40,7 @@ import zmq
 
 from eventroll import codec
 from eventroll.errors import BusError, CodecError
-from eventroll.events import Event
+from eventroll.events import DRIVER, Event
 from eventroll.stream import range_message
 
 HEADER = struct.Struct("<BBiQIIII")  # version, flags, worker, first wseq, events, steps, ends, aborted
@@ -55,6 +55,8 @@ SOURCE_HWM = 64  # messages queued per source before it blocks (backpressure)
 DURABLE_HWM = 4096
 LIVE_HWM = 32  # messages (up to 1 MiB each) held for a live subscriber; it reads the rest from the log
 POLL_MS = 50
+MAX_SOURCES = 4096  # workers (replacements included) and the driver: more is a hostile peer
+MAX_ERRORS = 100  # error messages the hub keeps; it counts every rejection
 PROGRESS_INTERVAL = 0.1
 BACKOFF_MIN = 0.0002  # s: the first wait of the hub for a full subscriber, doubling
 BACKOFF_MAX = 0.005
@@ -381,12 +383,19 @@ class Hub:
             self._reject(f"ingress: worker {header.worker} sent from a connection of a source "
                          "declared lost (bytes still on their way when it died)")
             return
-        source = self._sources.setdefault(header.worker, _SourceState())
+        source = self._sources.get(header.worker)
+        if source is None:
+            if len(self._sources) >= MAX_SOURCES and header.worker != DRIVER:
+                self._reject(f"ingress: worker {header.worker} would be source number "
+                             f"{MAX_SOURCES + 1}; a run has at most {MAX_SOURCES}")
+                return
+            source = self._sources[header.worker] = _SourceState()
         source.connection = identity
         if source.ended:
             self._reject(f"ingress: worker {header.worker} sent after the end of its stream")
             return
-        if header.n_events and header.first_wseq != source.expected_wseq:
+        if header.n_events and header.first_wseq != source.expected_wseq \
+                and len(self._report.errors) < MAX_ERRORS:
             self._report.errors.append(range_message(
                 f"worker {header.worker}", source.expected_wseq, header.first_wseq, "wseq"))
         if header.n_events:
@@ -425,7 +434,7 @@ class Hub:
 
     def _reject(self, reason: str) -> None:
         self._report.rejected += 1
-        if len(self._report.errors) < 100:
+        if len(self._report.errors) < MAX_ERRORS:
             self._report.errors.append(f"rejected a malformed message ({reason})")
 
     def _publish_progress(self) -> None:
@@ -518,12 +527,19 @@ class Hub:
                 "ended": [] if ends is None else [e for e in episodes if e in ends]}
 
     def _finish_sources(self) -> None:
+        unended = 0
         for worker, state in sorted(self._sources.items()):
             self._report.sources[worker] = {"last_wseq": state.expected_wseq - 1,
                                             "ended": state.ended, "lost": state.lost}
             if not state.ended:
-                self._report.errors.append(f"worker {worker}: stream ended without its end marker "
-                                           f"after wseq {state.expected_wseq - 1}")
+                unended += 1
+                if len(self._report.errors) < MAX_ERRORS:
+                    self._report.errors.append(f"worker {worker}: stream ended without its end "
+                                               f"marker after wseq {state.expected_wseq - 1}")
+        told = sum("stream ended without its end marker" in e for e in self._report.errors)
+        if unended > told:
+            self._report.errors.append(f"{unended - told} more sources ended without their "
+                                       "end marker")
 
 
 def hub_main(endpoints: Endpoints, stall_timeout: float, finish_timeout: float,

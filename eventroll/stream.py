@@ -10,8 +10,11 @@ class SequenceChecker:
     """Checks that global ``seq`` numbers are contiguous and each worker's ``wseq`` too.
 
     ``observe`` returns a message for every gap or repeat it sees, naming the
-    worker and the range; ``errors`` keeps them all.
+    worker and the range; ``errors`` keeps the first ``KEPT`` (a hostile stream
+    must not grow memory).
     """
+
+    KEPT = 100
 
     next_seq: int = 0
     next_wseq: dict[int, int] = field(default_factory=dict)
@@ -26,8 +29,11 @@ class SequenceChecker:
         if wseq != expected:
             found.append(range_message(f"worker {worker}", expected, wseq, "wseq"))
         self.next_wseq[worker] = max(expected, wseq + 1)
-        self.errors.extend(found)
+        self._keep(found)
         return found
+
+    def _keep(self, found: list[str]) -> None:
+        self.errors.extend(found[:max(self.KEPT - len(self.errors), 0)])
 
     def finish(self, total: int | None, last_wseq: dict[int, int] | None = None) -> list[str]:
         """Check the end of the stream against the announced totals."""
@@ -38,7 +44,7 @@ class SequenceChecker:
             expected = self.next_wseq.get(worker, 0)
             if last + 1 != expected:
                 found.append(range_message(f"worker {worker}", expected, last + 1, "wseq"))
-        self.errors.extend(found)
+        self._keep(found)
         return found
 
 

@@ -61,11 +61,27 @@ class RecordRecorder(Protocol):
     def close(self) -> dict[str, Any]: ...
 
 
+class Rejections:
+    """What a recorder refused: counted, and the first ``KEPT`` described (a flood of
+    garbage must not grow memory)."""
+
+    KEPT = 100
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: list[str] = []
+
+    def add(self, message: str) -> None:
+        self.count += 1
+        if len(self.first) < self.KEPT:
+            self.first.append(message)
+
+
 def record_deliveries(recorder: Recorder | RecordRecorder,
                       subscription: DurableSubscription) -> dict[str, Any]:
     """Feed every delivered event to ``recorder`` until the hub says the run is over."""
     checker = SequenceChecker()
-    rejected: list[str] = []
+    rejected = Rejections()
     failure: str | None = None
     takes_records = getattr(recorder, "takes_records", False)
     array_kinds = frozenset() if takes_records else getattr(recorder, "array_kinds", None)
@@ -74,13 +90,13 @@ def record_deliveries(recorder: Recorder | RecordRecorder,
         try:
             delivery = subscription.receive(IDLE_TICK)
         except CodecError as exc:
-            rejected.append(f"message: {exc}")
+            rejected.add(f"message: {exc}")
             continue
         if delivery is None:
             if failure is None:
                 failure = _handle(recorder, None)
             if os.getppid() != parent:  # the driver died: keep what was recorded, stop
-                rejected.append("the run's driver process died before the end of the run")
+                rejected.add("the run's driver process died before the end of the run")
                 break
             continue
         for seq, item in _checked(delivery, takes_records, array_kinds, checker, rejected):
@@ -89,22 +105,22 @@ def record_deliveries(recorder: Recorder | RecordRecorder,
         if failure is None:
             failure = _handle(recorder, None)
     checker.finish(subscription.total)
-    return _report(recorder, failure, checker.errors + rejected[:100],
-                   events=checker.next_seq, rejected=len(rejected))
+    return _report(recorder, failure, checker.errors + rejected.first,
+                   events=checker.next_seq, rejected=rejected.count)
 
 
 Item = Union[events.Event, tuple[str, bytes]]
 
 
 def _checked(delivery: Delivery, takes_records: bool, array_kinds: frozenset[str] | None,
-             checker: SequenceChecker, rejected: list[str]) -> Iterator[tuple[int, Item]]:
+             checker: SequenceChecker, rejected: "Rejections") -> Iterator[tuple[int, Item]]:
     """The delivery's events in order, each with its seq and as its recorder takes it
     (:func:`_item`). What fails its checks is left out and told in ``rejected``."""
     first, body = delivery.first_seq, delivery.body
     try:
         records = codec.split_records(body, delivery.n_events, arrays=array_kinds is None)
     except CodecError as exc:
-        rejected.append(f"the message of seq {first} to {first + delivery.n_events - 1}: {exc}")
+        rejected.add(f"the message of seq {first} to {first + delivery.n_events - 1}: {exc}")
         return
     view, start = memoryview(body), 0
     for offset, (record, end) in enumerate(records):
@@ -112,7 +128,7 @@ def _checked(delivery: Delivery, takes_records: bool, array_kinds: frozenset[str
         try:
             item, worker, wseq = _item(record, view[start:end], seq, takes_records, array_kinds)
         except (CodecError, EventError) as exc:
-            rejected.append(f"seq {seq}: {exc}")
+            rejected.add(f"seq {seq}: {exc}")
             continue
         finally:
             start = end

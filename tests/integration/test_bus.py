@@ -248,3 +248,32 @@ def test_subscribe_to_a_run_listening_with_curve(tmp_path):
     follower.join(15)
     assert result.ok and not follower.is_alive()
     assert received and received[-1].KIND == "run.end"
+
+
+def test_a_flood_of_bad_messages_keeps_the_hub_bounded(tmp_path):
+    """A foreign process sending thousands of messages under thousands of worker ids,
+    with gaps: every one is counted, the hub keeps at most MAX_SOURCES sources and
+    MAX_ERRORS messages, and the run's own events still arrive."""
+    session, path = session_with_log(tmp_path)
+    with session:
+        source = bus.Publisher(session.endpoints.ingress, 1_000_000, stall_timeout=5,
+                               ack_timeout=5)
+        try:
+            source.add(Custom(name="before"))
+            source.sync()
+            context, raw = foreign_source(session)
+            body = codec.encode(Custom(name="x", worker=0, wseq=5).to_record())
+            for worker in range(bus.MAX_SOURCES + 500):
+                raw.send_multipart([bus.Header.pack(0, worker, 5, 1, 0, [], 0), body])
+            time.sleep(1.0)
+            close(context, raw)
+            source.finish(Custom(name="after"))
+        finally:
+            source.close()
+        report = session.finish(run_end())
+    assert report["rejected"] >= 500  # the sources beyond MAX_SOURCES
+    assert len(report["errors"]) <= bus.MAX_ERRORS + 1
+    assert report["errors"][-1].endswith("more sources ended without their end marker")
+    assert len(report["sources"]) <= bus.MAX_SOURCES + 1  # and the driver
+    names = [e.name for e in read_events(path) if e.KIND == "custom" and e.worker == 1_000_000]
+    assert names == ["before", "after"]

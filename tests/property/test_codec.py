@@ -141,6 +141,14 @@ class TestRefusals:
             except (CodecError, EventError):
                 pass
 
+    @pytest.mark.parametrize("depth", [10_000, 1_000_000])
+    def test_deep_nesting_is_refused(self, depth):
+        """Arrays nested thousands deep (a hostile log or message) raise CodecError."""
+        with pytest.raises(CodecError, match="malformed msgpack"):
+            codec.decode(b"\x91" * depth + b"\x00")
+        with pytest.raises(CodecError):
+            codec.split_records(b"\x91" * depth + b"\x00", 1, arrays=False)
+
     def test_array_bytes_must_match_dtype_and_shape(self):
         """An ndarray extension whose bytes do not fill its shape is refused."""
         import msgpack

@@ -146,14 +146,24 @@ def test_a_recorder_rejects_an_event_whose_kind_is_no_name(kind):
     """An event whose kind is not a string (a list cannot even be looked up in a set) is
     rejected and counted by a recorder that names array_kinds, not fatal to it."""
     from eventroll.bus import Delivery
-    from eventroll.recorders.base import _checked
+    from eventroll.recorders.base import Rejections, _checked
     body = codec.encode({"kind": kind, "worker": 0, "wseq": 0}) + codec.encode(
         {"kind": "custom", "worker": 0, "wseq": 1, "time": 0.0, "name": "ok"})
-    rejected: list[str] = []
+    rejected = Rejections()
     taken = list(_checked(Delivery(0, 2, body), False, frozenset({"custom"}),
                           SequenceChecker(), rejected))
     assert [(seq, event.KIND) for seq, event in taken] == [(1, "custom")]
-    assert len(rejected) == 1 and rejected[0].startswith("seq 0: unknown event kind")
+    assert rejected.count == 1 and rejected.first[0].startswith("seq 0: unknown event kind")
+
+
+def test_a_flood_of_rejections_keeps_a_bounded_record():
+    """A recorder fed garbage counts every refusal but describes only the first ones."""
+    from eventroll.recorders.base import Rejections
+    rejected = Rejections()
+    for i in range(100_000):
+        rejected.add(f"seq {i}: garbage")
+    assert rejected.count == 100_000 and len(rejected.first) == Rejections.KEPT
+    assert rejected.first[-1] == f"seq {Rejections.KEPT - 1}: garbage"
 
 
 class TestRecorderGroup:
