@@ -23,9 +23,22 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)
 
-    def add_nice(self) -> None:
-        """``--nice N`` of the commands that follow a live run (see :func:`lower_priority`)."""
+    def add_follow_options(self) -> None:
+        """The options of the commands that follow a live run: ``--nice N`` (see
+        :func:`lower_priority`), and the CURVE key files for a TCP endpoint."""
         self.add_argument("--nice", type=int, default=NICE)
+        self.add_argument("--server-key")
+        self.add_argument("--client-key")
+
+
+def follow_setup(options: argparse.Namespace) -> tuple[str, str] | None:
+    """Lower the priority; the CURVE keys (server public, client secret) if given."""
+    lower_priority(options.nice)
+    keys = (options.server_key, options.client_key)
+    if any(keys) and not all(keys):
+        raise UsageError("--server-key and --client-key go together (the run's public key "
+                         "file and this client's secret key file)")
+    return keys if all(keys) else None
 
 
 def lower_priority(nice: int) -> None:

@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from eventroll.cli.args import Parser, lower_priority
+from eventroll.cli.args import Parser, follow_setup
 
 HELP = """\
 usage: eventroll tail RUN_DIR [--follow] [--new] [--kind KIND ...] [--episode N ...]
                       [--worker W ...] [--max-values N] [--nice N]
+                      [--server-key FILE --client-key FILE]
 
 Print a run's events as JSON lines (one map per event, with its seq), in order:
 every event recorded so far, then, with --follow, each new one as the run goes
@@ -31,6 +32,10 @@ options:
                     shape only (default 64)
   --nice N          lower this process's CPU priority by N (default 10; 0 keeps
                     it), so that following a run never takes the CPU it needs
+  --server-key FILE, --client-key FILE
+                    for RUN_DIR given as a run's TCP endpoint with CURVE
+                    (live.listen): the run's public key file, this client's
+                    secret key file
 
 Examples:
   eventroll tail outputs/2026-11-21/10-00-00 --kind episode.end
@@ -68,20 +73,20 @@ def _parser() -> Parser:
     parser.add_argument("--episode", action="append", type=int)
     parser.add_argument("--worker", action="append", type=int)
     parser.add_argument("--max-values", type=int, default=64)
-    parser.add_nice()
+    parser.add_follow_options()
     return parser
 
 
 def command(args: list[str]) -> int:
     options = _parser().parse_args(args)
-    lower_priority(options.nice)
+    curve = follow_setup(options)
     from eventroll.live import subscribe
 
     episodes = set(options.episode or ())
     workers = set(options.worker or ())
     try:
         for event in subscribe(options.run_dir, options.kind, from_start=not options.new,
-                               follow=options.follow or options.new):
+                               follow=options.follow or options.new, curve=curve):
             if episodes and getattr(event, "episode", None) not in episodes:
                 continue
             if workers and event.worker not in workers:

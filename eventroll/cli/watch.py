@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eventroll import events
-from eventroll.cli.args import Parser, lower_priority
+from eventroll.cli.args import Parser, follow_setup
 
 HELP = """\
 usage: eventroll watch RUN_DIR [--refresh SECONDS] [--nice N]
+                       [--server-key FILE --client-key FILE]
 
 A live dashboard of a run: episodes done of total, steps/s, return and length
 statistics, each worker's state, and errors as they happen. It attaches at any
@@ -23,6 +24,10 @@ options:
   --refresh SECONDS   how often the dashboard redraws (default 0.25)
   --nice N            lower this process's CPU priority by N (default 10; 0 keeps
                       it), so that watching a run never takes the CPU it needs
+  --server-key FILE, --client-key FILE
+                      for RUN_DIR given as a run's TCP endpoint with CURVE
+                      (live.listen): the run's public key file, this client's
+                      secret key file
 
 Exit status: 0, 1 if the run failed or had aborted episodes, 2 on bad input.
 """
@@ -162,9 +167,9 @@ def command(args: list[str]) -> int:
     parser = Parser("eventroll watch")
     parser.add_argument("run_dir")
     parser.add_argument("--refresh", type=float, default=0.25)
-    parser.add_nice()
+    parser.add_follow_options()
     options = parser.parse_args(args)
-    lower_priority(options.nice)
+    curve = follow_setup(options)
     from rich.console import Console
     from rich.live import Live
 
@@ -174,7 +179,7 @@ def command(args: list[str]) -> int:
     try:
         with Live(render(state), console=console, auto_refresh=False) as live:
             drawn = 0.0
-            for event in subscribe(options.run_dir, arrays=False):
+            for event in subscribe(options.run_dir, arrays=False, curve=curve):
                 state.handle(event)
                 if time.monotonic() - drawn >= options.refresh:
                     live.update(render(state), refresh=True)

@@ -162,20 +162,30 @@ class TestHostileInput:
         assert [e.name for e in read_events(path) if e.KIND == "custom"] == ["a", "b"]
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def make_keys(base, *pairs: tuple[str, str]) -> None:
+    """CURVE key files NAME.key and NAME.key_secret in base/DIRECTORY, per (DIRECTORY, NAME)."""
+    import zmq.auth
+
+    for directory, name in pairs:
+        (base / directory).mkdir()
+        zmq.auth.create_certificates(str(base / directory), name)
+
+
 class TestRemoteLive:
     def test_beyond_loopback_only_authorized_clients_get_in(self, tmp_path):
         """The live fan-out on TCP beyond loopback uses CURVE: a client with an authorized
         key receives the run's events; one with another key, or with none, gets nothing."""
-        import zmq.auth
         from eventroll.bus import LiveSubscription
         from eventroll.remote import RemoteLive
 
-        for directory, name in (("server", "server"), ("authorized", "alice"), ("other", "mallory")):
-            (tmp_path / directory).mkdir()
-            zmq.auth.create_certificates(str(tmp_path / directory), name)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        make_keys(tmp_path, ("server", "server"), ("authorized", "alice"), ("other", "mallory"))
+        port = free_port()
         remote = RemoteLive(f"tcp://0.0.0.0:{port}", server_key=str(tmp_path / "server/server.key_secret"),
                             authorized_keys=str(tmp_path / "authorized"))
         path = str(tmp_path / "events.msgpack")
@@ -220,16 +230,11 @@ class TestRemoteLive:
 def test_subscribe_to_a_run_listening_with_curve(tmp_path):
     """`eventroll.subscribe` on a run's TCP endpoint with CURVE keys follows the run."""
     import threading
-    import zmq.auth
     from eventroll import ParallelRunner
     from eventroll.live import subscribe
 
-    for directory, name in (("server", "server"), ("clients", "alice")):
-        (tmp_path / directory).mkdir()
-        zmq.auth.create_certificates(str(tmp_path / directory), name)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    make_keys(tmp_path, ("server", "server"), ("clients", "alice"))
+    port = free_port()
     live = {"listen": f"tcp://0.0.0.0:{port}", "authorized_keys": str(tmp_path / "clients"),
             "server_key": str(tmp_path / "server/server.key_secret")}
     received = []
@@ -277,3 +282,28 @@ def test_a_flood_of_bad_messages_keeps_the_hub_bounded(tmp_path):
     assert len(report["sources"]) <= bus.MAX_SOURCES + 1  # and the driver
     names = [e.name for e in read_events(path) if e.KIND == "custom" and e.worker == 1_000_000]
     assert names == ["before", "after"]
+
+
+def test_tail_follows_a_run_over_curve(tmp_path):
+    """`eventroll tail tcp://HOST:PORT --server-key --client-key` follows a run that
+    listens with CURVE, to its run.end."""
+    import json
+    import subprocess
+    import sys
+
+    make_keys(tmp_path, ("server", "run"), ("clients", "alice"))
+    port = free_port()
+    cli = [sys.executable, "-m", "eventroll.cli"]
+    tail = subprocess.Popen([*cli, "tail", f"tcp://127.0.0.1:{port}", "--kind", "run.end",
+                             "--server-key", str(tmp_path / "server/run.key"),
+                             "--client-key", str(tmp_path / "clients/alice.key_secret")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = subprocess.run([*cli, "run", "runner.n_episodes=2000", f"live.listen=tcp://0.0.0.0:{port}",
+                          f"live.server_key={tmp_path / 'server/run.key_secret'}",
+                          f"live.authorized_keys={tmp_path / 'clients'}",
+                          f"hydra.run.dir={tmp_path / 'run'}"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    out, err = tail.communicate(timeout=30)
+    assert tail.returncode == 0, err
+    assert [json.loads(line)["kind"] for line in out.splitlines()] == ["run.end"]
