@@ -41,7 +41,7 @@ import zmq
 from eventroll import codec
 from eventroll.errors import BusError, CodecError
 from eventroll.events import DRIVER, Event
-from eventroll.stream import range_message
+from eventroll.stream import IndexSet, range_message
 
 HEADER = struct.Struct("<BBiQIIII")  # version, flags, worker, first wseq, events, steps, ends, aborted
 SEQ = struct.Struct("<Q")
@@ -268,7 +268,7 @@ class EpisodeEnds:
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self._bits = bytearray((n + 7) // 8)
+        self._ended = IndexSet(n)
 
     def check(self, episodes: tuple[int, ...]) -> None:
         for episode in episodes:
@@ -276,12 +276,11 @@ class EpisodeEnds:
                 raise CodecError(f"episode end {episode} out of the run's range 0..{self.n - 1}")
 
     def add(self, episodes: tuple[int, ...]) -> None:
-        bits = self._bits
         for episode in episodes:
-            bits[episode >> 3] |= 1 << (episode & 7)
+            self._ended.add(episode)
 
     def __contains__(self, episode: int) -> bool:
-        return 0 <= episode < self.n and bool(self._bits[episode >> 3] & (1 << (episode & 7)))
+        return episode < self.n and episode in self._ended
 
 
 @dataclass
@@ -494,20 +493,18 @@ class Hub:
 
     def _control_reply(self, command: Any, message: dict[str, Any]) -> dict[str, Any]:
         if command == "status":
-            reply = {**self._report.to_map(), "subscribers": sorted(self._subscribers.values())}
-        elif command == "track":
+            return {**self._report.to_map(), "subscribers": sorted(self._subscribers.values())}
+        if command == "track":
             self._ends = EpisodeEnds(int(message["episodes"]))
-            reply = {"tracking": self._ends.n}
-        elif command == "lost":
-            reply = self._lost(int(message["worker"]), message.get("episodes", []))
-        elif command == "finish":
+            return {"tracking": self._ends.n}
+        if command == "lost":
+            return self._lost(int(message["worker"]), message.get("episodes", []))
+        if command == "finish":
             self._finish_sources()
             self._finish_durables()
             self._finished = True
-            reply = self._report.to_map()
-        else:
-            reply = {"error": f"unknown control request {command!r:.60}"}
-        return reply
+            return self._report.to_map()
+        return {"error": f"unknown control request {command!r:.60}"}
 
     def _lost(self, worker: int, episodes: list[int]) -> dict[str, Any]:
         """The driver found source ``worker`` dead: take in what it sent before it died

@@ -36,6 +36,7 @@ import numpy as np
 from eventroll.errors import ConfigError, EventrollError
 from eventroll.events import Custom, EpisodeEnd, Event
 from eventroll.imports import import_object, object_path
+from eventroll.stream import IndexSet
 
 FORMAT = "eventroll-stats"
 FORMAT_VERSION = 1
@@ -278,22 +279,18 @@ class EndedEpisodes:
         self._returns = array("d")
         self._lengths = array("q")
         self._aborted = bytearray()
-        self._seen = bytearray()  # a bit per episode index
+        self._seen = IndexSet()
         self._custom: dict[int, tuple[dict[str, dict[Group, Any]], dict[str, list[list]]]] = {}
 
     def __len__(self) -> int:
         return len(self._index)
 
     def __contains__(self, episode: int) -> bool:
-        byte = episode >> 3
-        return 0 <= byte < len(self._seen) and bool(self._seen[byte] & (1 << (episode & 7)))
+        return episode in self._seen
 
     def add(self, episode: int, aborted: bool, return_: float, length: int,
             values: dict[str, dict[Group, Any]], steps: dict[str, list[list]]) -> None:
-        byte = episode >> 3
-        if byte >= len(self._seen):
-            self._seen.extend(bytes(max(byte + 1 - len(self._seen), len(self._seen))))
-        self._seen[byte] |= 1 << (episode & 7)
+        self._seen.add(episode)
         self._index.append(episode)
         self._returns.append(return_)
         self._lengths.append(length)

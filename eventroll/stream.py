@@ -48,6 +48,23 @@ class SequenceChecker:
         return found
 
 
+class IndexSet:
+    """A set of non-negative integers (episode indexes), one bit each, growing as needed."""
+
+    def __init__(self, size: int = 0) -> None:
+        self._bits = bytearray((size + 7) // 8)
+
+    def add(self, index: int) -> None:
+        bits, byte = self._bits, index >> 3
+        if byte >= len(bits):
+            bits.extend(bytes(max(byte + 1 - len(bits), len(bits))))
+        bits[byte] |= 1 << (index & 7)
+
+    def __contains__(self, index: int) -> bool:
+        byte = index >> 3
+        return index >= 0 and byte < len(self._bits) and bool(self._bits[byte] & (1 << (index & 7)))
+
+
 def range_message(stream: str, expected: int, got: int, name: str) -> str:
     """Names the events of ``stream`` missing (or repeated) when ``got`` came instead of
     ``expected``."""

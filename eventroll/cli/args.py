@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import textwrap
 from typing import Any
 
 NICE = 10  # how much a live subscriber's command lowers its CPU priority by default
@@ -29,6 +30,18 @@ class Parser(argparse.ArgumentParser):
         self.add_argument("--nice", type=int, default=NICE)
         self.add_argument("--server-key")
         self.add_argument("--client-key")
+
+
+def follow_help(column: int) -> str:
+    """The help lines of :meth:`Parser.add_follow_options`, descriptions at ``column``."""
+    pad = " " * column
+    nice = textwrap.fill("lower this process's CPU priority by N (default 10; 0 keeps it), so "
+                         "that following a run never takes the CPU it needs", 80,
+                         initial_indent="  --nice N".ljust(column), subsequent_indent=pad)
+    keys = textwrap.fill("for RUN_DIR given as a run's TCP endpoint with CURVE (live.listen): "
+                         "the run's public key file, this client's secret key file", 80,
+                         initial_indent=pad, subsequent_indent=pad)
+    return f"{nice}\n  --server-key FILE, --client-key FILE\n{keys}"
 
 
 def follow_setup(options: argparse.Namespace) -> tuple[str, str] | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from eventroll.cli.args import Parser, follow_setup
+from eventroll.cli.args import Parser, follow_help, follow_setup
 
 HELP = """\
 usage: eventroll tail RUN_DIR [--follow] [--new] [--kind KIND ...] [--episode N ...]
@@ -30,12 +30,7 @@ options:
   --worker W        only events of worker W (repeatable; -1 is the driver)
   --max-values N    numpy arrays of more than N values print as their dtype and
                     shape only (default 64)
-  --nice N          lower this process's CPU priority by N (default 10; 0 keeps
-                    it), so that following a run never takes the CPU it needs
-  --server-key FILE, --client-key FILE
-                    for RUN_DIR given as a run's TCP endpoint with CURVE
-                    (live.listen): the run's public key file, this client's
-                    secret key file
+{follow}
 
 Examples:
   eventroll tail outputs/2026-11-21/10-00-00 --kind episode.end
@@ -43,7 +38,7 @@ Examples:
   eventroll tail RUN_DIR --episode 3 | jq .reward
 
 Exit status: 0, or 2 on bad input.
-"""
+""".format(follow=follow_help(20))
 
 
 def json_value(value: Any, max_values: int) -> Any:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eventroll import events
-from eventroll.cli.args import Parser, follow_setup
+from eventroll.cli.args import Parser, follow_help, follow_setup
 
 HELP = """\
 usage: eventroll watch RUN_DIR [--refresh SECONDS] [--nice N]
@@ -22,15 +22,10 @@ Leaving it (Ctrl-C) never disturbs the run.
 
 options:
   --refresh SECONDS   how often the dashboard redraws (default 0.25)
-  --nice N            lower this process's CPU priority by N (default 10; 0 keeps
-                      it), so that watching a run never takes the CPU it needs
-  --server-key FILE, --client-key FILE
-                      for RUN_DIR given as a run's TCP endpoint with CURVE
-                      (live.listen): the run's public key file, this client's
-                      secret key file
+{follow}
 
 Exit status: 0, 1 if the run failed or had aborted episodes, 2 on bad input.
-"""
+""".format(follow=follow_help(22))
 
 ERRORS_SHOWN = 5
 

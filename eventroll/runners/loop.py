@@ -187,10 +187,9 @@ def action_check(space: gym.Space) -> Callable[[Any], bool]:
     pays it); other spaces' own ``contains``."""
     if type(space) is gym.spaces.Discrete:
         low, high = int(space.start), int(space.start) + int(space.n)
-        exact = (int, np.int64)
 
         def in_range(action: Any) -> bool:
-            if type(action) in exact or isinstance(action, np.integer):
+            if isinstance(action, (int, np.integer)):
                 return low <= action < high
             return space.contains(action)  # a 0-d integer array, say
         return in_range

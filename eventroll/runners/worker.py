@@ -134,10 +134,14 @@ def worker_main(spec: WorkerSpec) -> None:
             failed = True
         else:
             handout = spec.handout
+
+            def playing(index: int) -> None:
+                handout.playing[spec.worker] = index
+
             episodes = play_episodes(
                 env, policy, publisher,
                 handout.take(spec.worker, spec.n_episodes, spec.first, alive), spec.settings,
-                playing=lambda index: handout.playing.__setitem__(spec.worker, index))
+                playing=playing)
         publisher.finish(WorkerEnd(pid=pid, episodes=episodes, last_wseq=publisher.next_wseq))
     finally:
         if env is not None:
