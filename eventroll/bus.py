@@ -32,7 +32,7 @@ import os
 import struct
 import time
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -633,8 +633,18 @@ class LiveSubscription:
             self._sock.setsockopt(zmq.SUBSCRIBE, topic)
         self._sock.connect(endpoint)
 
-    def receive(self, timeout: float) -> list[bytes] | None:
-        return _poll_recv(self._sock, timeout)
+    def receive(self, timeout: float, wake: Iterable[int] = ()) -> list[bytes] | None:
+        """One message, or None after ``timeout`` seconds or as soon as one of the file
+        descriptors ``wake`` is readable (the sentinel of a process that has ended)."""
+        if not wake:
+            return _poll_recv(self._sock, timeout)
+        poller = zmq.Poller()
+        poller.register(self._sock, zmq.POLLIN)
+        for fd in wake:
+            poller.register(fd, zmq.POLLIN)
+        if self._sock in dict(poller.poll(int(timeout * 1000))):
+            return self._sock.recv_multipart()
+        return None
 
     def close(self) -> None:
         self._sock.close(linger=0)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import select
+import time
 from typing import Any
 
 from eventroll.errors import ConfigError
@@ -29,6 +31,80 @@ def compose(overrides: list[str]) -> tuple[dict[str, Any], str]:
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(_explain(exc)) from None
     return container, run_dir
+
+
+class ComposeInChild:
+    """:func:`compose` in a forked process, started at once, so that Hydra composes on one
+    core while the caller imports the rollout machinery on the other (each takes about
+    0.4 s, most of a short run's start-up). The child forks before the caller has made
+    any thread, socket or file, and sends back msgpack. Without ``os.fork``, composes
+    here."""
+
+    TIMEOUT = 60.0
+
+    def __init__(self, overrides: list[str]) -> None:
+        self._overrides = overrides
+        self._pid = 0
+        if hasattr(os, "fork"):
+            self._read, write = os.pipe()
+            self._pid = os.fork()
+            if self._pid == 0:
+                os.close(self._read)
+                self._child(write)
+            os.close(write)
+
+    def _child(self, write: int) -> None:
+        from eventroll import codec
+
+        try:
+            config, run_dir = compose(self._overrides)
+            answer: dict[str, Any] = {"config": config, "run_dir": run_dir}
+        except ConfigError as exc:
+            answer = {"error": str(exc)}
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent as one line
+            answer = {"error": f"composing the config failed ({type(exc).__name__}: {exc})"}
+        try:
+            with os.fdopen(write, "wb") as pipe:
+                pipe.write(codec.encode(answer))
+        finally:
+            os._exit(0)
+
+    def result(self) -> tuple[dict[str, Any], str]:
+        """The resolved config and the run directory; :class:`ConfigError` on bad input."""
+        if not self._pid:
+            return compose(self._overrides)
+        from eventroll import codec
+
+        try:
+            data = self._receive()
+        finally:
+            self._reap()
+        answer = codec.decode(data) if data else {
+            "error": "the process composing the config ended without an answer"}
+        if "error" in answer:
+            raise ConfigError(answer["error"])
+        return answer["config"], answer["run_dir"]
+
+    def _receive(self) -> bytes:
+        chunks, deadline = [], time.monotonic() + self.TIMEOUT
+        with os.fdopen(self._read, "rb", buffering=0) as pipe:
+            while (remaining := deadline - time.monotonic()) > 0:
+                if not select.select([pipe], [], [], remaining)[0]:
+                    break
+                chunk = pipe.read(1 << 16)
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+        raise ConfigError(f"composing the config took more than {self.TIMEOUT:g} s")
+
+    def _reap(self) -> None:
+        deadline = time.monotonic() + 5.0
+        while os.waitpid(self._pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                os.kill(self._pid, 9)
+                os.waitpid(self._pid, 0)
+                return
+            time.sleep(0.001)
 
 
 def _explain(exc: BaseException) -> str:

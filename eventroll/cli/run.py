@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
 import sys
@@ -168,13 +169,15 @@ def stats_table(path: str) -> Any:
 
 
 def command(args: list[str]) -> int:
-    from rich.console import Console
+    from eventroll.cli.config import ComposeInChild
 
-    from eventroll.cli.config import compose
+    composing = ComposeInChild(args)  # first: Hydra composes while the runners import
+    importlib.import_module("eventroll.runners")
+    from rich.console import Console
 
     console = Console(stderr=True)
     try:
-        config, run_dir = compose(args)
+        config, run_dir = composing.result()
         runner = build_runner(config, RichProgress(console))
         result = runner.run_with(config["env"], config["wrappers"], config["policy"],
                                  run_dir=run_dir, config=config)

@@ -89,7 +89,7 @@ class ParallelRunner(RolloutRunner):
         supervisor = Supervisor(session, handout, self._template, plan.interruption)
         try:
             while supervisor.running:
-                progress = session.progress(SUPERVISE_INTERVAL)
+                progress = session.progress(SUPERVISE_INTERVAL, supervisor.sentinels())
                 if progress is not None:
                     self.progress.update(progress["episode_ends"], progress["steps"])
                 session.check()

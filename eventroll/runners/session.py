@@ -18,6 +18,7 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
@@ -210,10 +211,11 @@ class RunSession:
     def status(self) -> dict[str, Any]:
         return self._request("status")
 
-    def progress(self, timeout: float) -> dict[str, Any] | None:
-        """The hub's latest progress counters, or None if none arrived in ``timeout``."""
+    def progress(self, timeout: float, wake: Iterable[int] = ()) -> dict[str, Any] | None:
+        """The hub's latest progress counters, or None if none arrived in ``timeout``
+        (or before one of the file descriptors ``wake`` became readable)."""
         latest = None
-        frames = self._live.receive(timeout)
+        frames = self._live.receive(timeout, wake)
         while frames is not None:
             if frames[0] == b"progress" and len(frames) == 2:
                 latest = codec.decode(frames[1])

@@ -55,6 +55,10 @@ class Supervisor:
     def running(self) -> bool:
         return any(process.exitcode is None for process in self.workers.values())
 
+    def sentinels(self) -> list[int]:
+        """The sentinels of the workers still running: readable once one has ended."""
+        return [process.sentinel for process in self.workers.values() if process.exitcode is None]
+
     def check(self) -> None:
         """Handle every worker that has exited with a failure since the last check."""
         for worker, process in list(self.workers.items()):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -239,3 +241,23 @@ def test_seed_lists_of_run_start_are_checked_item_by_item():
         "run.start record at agent_seeds/1: True is not a seed (an integer >= 0)"]
     good = {**record, "env_seeds": list(range(100_000)), "agent_seeds": list(range(100_000))}
     assert schema_problems("run.start", good) == []
+
+
+class TestComposeInChild:
+    def test_gives_what_compose_gives_and_reaps_its_process(self):
+        """The config composed in a forked process equals the one composed here, and the
+        process is gone once the answer is read."""
+        from eventroll.cli.config import ComposeInChild, compose
+
+        overrides = ["runner.n_episodes=3", "seeding.env_base_seed=5", "hydra.run.dir=/tmp/x"]
+        composing = ComposeInChild(overrides)
+        assert composing.result() == compose(overrides)
+        with pytest.raises(ChildProcessError):
+            os.waitpid(composing._pid, os.WNOHANG)
+
+    def test_bad_input_is_one_config_error(self):
+        """An unknown key comes back as the ConfigError compose raises, naming the key."""
+        from eventroll.cli.config import ComposeInChild
+
+        with pytest.raises(ConfigError, match="unknown config key 'runner.n_episodez'"):
+            ComposeInChild(["runner.n_episodez=3"]).result()
