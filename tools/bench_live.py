@@ -15,12 +15,13 @@ HDF5 trajectories, statistics), in four configurations:
   seconds (default 3) after its first event, then goes on. The fan-out holds
   only a few messages for a subscriber; the stalled one must fill what it missed
   from the event log.
-* ``N subscribers at nice 19, 1 stalled``: the same, every subscriber at the
-  lowest CPU priority (``os.nice(19)``, what ``eventroll tail --nice 19`` and
-  ``eventroll watch --nice 19`` do): on a machine with few cores the
-  subscribers' own decoding competes with the run for the CPU (each decodes
-  every event), and the lowest priority leaves the run the CPU; subscribers
-  then fall behind while the run needs both cores and catch up from the log.
+* ``N subscribers at idle priority, 1 stalled``: the same, every subscriber at
+  the lowest CPU priority (Linux's ``SCHED_IDLE``, what ``eventroll tail`` and
+  ``eventroll watch`` do by default, ``--nice idle``): on a machine with few
+  cores the subscribers' own decoding competes with the run for the CPU (each
+  decodes every event), and the idle priority leaves the run the CPU;
+  subscribers then fall behind while the run needs both cores and catch up
+  from the log.
 
 A subscriber is a separate Python process (this Python, ``sys.executable``)
 running::
@@ -107,12 +108,13 @@ ATTACH_POLL = 0.01   # s between looks for bus.json
 KILL_GRACE = 5.0     # s a run has to exit after SIGTERM before its process group is killed
 REAP_TIMEOUT = 5.0   # s to reap a killed process
 
-# One subscriber: python -c SUBSCRIBER RUN_DIR STALL_SECONDS NICE
+# One subscriber: python -c SUBSCRIBER RUN_DIR STALL_SECONDS PRIORITY (idle or a niceness)
 SUBSCRIBER = """\
-import json, os, sys, time
+import json, sys, time
+from eventroll.cli.args import lower_priority
 from eventroll.live import subscribe
 run_dir, stall = sys.argv[1], float(sys.argv[2])
-os.nice(int(sys.argv[3]))
+lower_priority(sys.argv[3])
 n = out_of_order = 0
 first = last = None
 for event in subscribe(run_dir, arrays=False):
@@ -135,7 +137,7 @@ class LiveConfig(Config):
 
     subscribers: int = 0
     stalled: int = 0
-    nice: int = 0  # the subscribers' niceness
+    priority: str = "0"  # the subscribers' CPU priority: idle, or a niceness
 
 
 @dataclass
@@ -156,7 +158,8 @@ def configs(subscribers: int) -> list[LiveConfig]:
         LiveConfig("no subscribers", run),
         LiveConfig(f"{subscribers} subscribers", run, subscribers),
         LiveConfig(f"{subscribers} subscribers, 1 stalled", run, subscribers, 1),
-        LiveConfig(f"{subscribers} subscribers at nice 19, 1 stalled", run, subscribers, 1, 19),
+        LiveConfig(f"{subscribers} subscribers at idle priority, 1 stalled", run, subscribers, 1,
+                   "idle"),
     ]
 
 
@@ -169,8 +172,8 @@ class LiveBench(Bench):
         self.drain_timeout = args.drain_timeout
         self.stall = args.stall
 
-    def subscriber_command(self, run_dir: str, stall: float, nice: int) -> list[str]:
-        return [sys.executable, "-c", SUBSCRIBER, run_dir, f"{stall:g}", str(nice)]
+    def subscriber_command(self, run_dir: str, stall: float, priority: str) -> list[str]:
+        return [sys.executable, "-c", SUBSCRIBER, run_dir, f"{stall:g}", priority]
 
     def run_once(self, config: LiveConfig, steps: int) -> Outcome:  # type: ignore[override]
         run_dir = self.next_run_dir()
@@ -194,7 +197,7 @@ class LiveBench(Bench):
             time.sleep(ATTACH_POLL)
         bus_up = time.perf_counter() - start
         subscribers = [processes.start(self.subscriber_command(
-            run_dir, self.stall if i < config.stalled else 0.0, config.nice))
+            run_dir, self.stall if i < config.stalled else 0.0, config.priority))
             for i in range(config.subscribers)]
 
         # the run: start to exit

@@ -7,7 +7,7 @@ import os
 import textwrap
 from typing import Any
 
-NICE = 10  # how much a live subscriber's command lowers its CPU priority by default
+PRIORITY = "idle"  # a live subscriber's command's CPU priority by default (--nice)
 
 
 class UsageError(Exception):
@@ -25,9 +25,9 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
     def add_follow_options(self) -> None:
-        """The options of the commands that follow a live run: ``--nice N`` (see
+        """The options of the commands that follow a live run: ``--nice idle|N`` (see
         :func:`lower_priority`), and the CURVE key files for a TCP endpoint."""
-        self.add_argument("--nice", type=int, default=NICE)
+        self.add_argument("--nice", default=PRIORITY)
         self.add_argument("--server-key")
         self.add_argument("--client-key")
 
@@ -35,9 +35,11 @@ class Parser(argparse.ArgumentParser):
 def follow_help(column: int) -> str:
     """The help lines of :meth:`Parser.add_follow_options`, descriptions at ``column``."""
     pad = " " * column
-    nice = textwrap.fill("lower this process's CPU priority by N (default 10; 0 keeps it), so "
-                         "that following a run never takes the CPU it needs", 80,
-                         initial_indent="  --nice N".ljust(column), subsequent_indent=pad)
+    nice = textwrap.fill("this process's CPU priority, so that following a run never takes "
+                         "the CPU the run needs: idle (default: it runs on the CPU time nothing "
+                         "else wants, Linux's SCHED_IDLE; elsewhere nice 19), or N to lower it "
+                         "by N (0 keeps it)", 80,
+                         initial_indent="  --nice idle|N".ljust(column), subsequent_indent=pad)
     keys = textwrap.fill("for RUN_DIR given as a run's TCP endpoint with CURVE (live.listen): "
                          "the run's public key file, this client's secret key file", 80,
                          initial_indent=pad, subsequent_indent=pad)
@@ -54,11 +56,20 @@ def follow_setup(options: argparse.Namespace) -> tuple[str, str] | None:
     return keys if all(keys) else None
 
 
-def lower_priority(nice: int) -> None:
-    """Lower this process's CPU priority by ``nice`` (0: leave it). A live subscriber
+def lower_priority(priority: str) -> None:
+    """Lower this process's CPU priority: ``idle`` (SCHED_IDLE where the OS has it, else
+    nice 19) or a niceness increment ``0`` to ``19`` (0: leave it). A live subscriber
     decodes every event of the run; on a machine with few cores that work competes
-    with the run's own, and a lower priority gives the run the first claim."""
+    with the run's own, and the lowest priority leaves the run every cycle it wants."""
+    if priority == "idle":
+        if hasattr(os, "SCHED_IDLE"):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        elif hasattr(os, "nice"):
+            os.nice(19)
+        return
+    nice = int(priority) if priority.isdigit() else -1
     if not 0 <= nice <= 19:
-        raise UsageError(f"--nice {nice}: choose 0 (keep the priority) to 19 (the lowest)")
+        raise UsageError(f"--nice {priority}: choose idle (the default, the lowest), or 0 (keep "
+                         "the priority) to 19")
     if nice and hasattr(os, "nice"):
         os.nice(nice)

@@ -12,7 +12,7 @@ from eventroll.cli.args import Parser, follow_help, follow_setup
 
 HELP = """\
 usage: eventroll tail RUN_DIR [--follow] [--new] [--kind KIND ...] [--episode N ...]
-                      [--worker W ...] [--max-values N] [--nice N]
+                      [--worker W ...] [--max-values N] [--nice idle|N]
                       [--server-key FILE --client-key FILE]
 
 Print a run's events as JSON lines (one map per event, with its seq), in order:

@@ -11,7 +11,7 @@ from eventroll import events
 from eventroll.cli.args import Parser, follow_help, follow_setup
 
 HELP = """\
-usage: eventroll watch RUN_DIR [--refresh SECONDS] [--nice N]
+usage: eventroll watch RUN_DIR [--refresh SECONDS] [--nice idle|N]
                        [--server-key FILE --client-key FILE]
 
 A live dashboard of a run: episodes done of total, steps/s, return and length

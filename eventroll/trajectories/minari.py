@@ -28,9 +28,9 @@ from gymnasium import spaces
 from eventroll import __version__
 from eventroll.errors import ConfigError, EventError
 from eventroll.files import write_atomic
-from eventroll.trajectories.flat import (BLOCK_ROWS, FILE_NAME, FLUSH_INTERVAL, NO_SEED,
-                                         BlockWriter, TrajectoryFile, open_trajectories, pick,
-                                         space_leaves)
+from eventroll.trajectories.flat import (BLOCK_ROWS, CHUNK_CACHE, FILE_NAME, FLUSH_INTERVAL,
+                                         NO_SEED, BlockWriter, TrajectoryFile, open_trajectories,
+                                         pick, space_leaves)
 from eventroll.trajectories.record import Trajectory
 
 MINARI_VERSION = "0.5.0"  # the dataset format written; Minari 0.5.0 and later load it
@@ -360,7 +360,8 @@ class MinariWriter(BlockWriter):
                            "episode_order": episode_order, "infos": infos}
         self._staging = _staging_directory(self.directory) if staging else None
         self.data_path = self._create_directory()
-        self._file = h5py.File(os.path.join(self.data_path, MAIN_FILE), "w-", libver=LIBVER)
+        self._file = h5py.File(os.path.join(self.data_path, MAIN_FILE), "w-", libver=LIBVER,
+                               **CHUNK_CACHE)
         self._hold = _MetadataHold(self._file)
         self._file.flush()
         self._hdf5 = _Hdf5()

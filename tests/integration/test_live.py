@@ -177,19 +177,20 @@ class TestTailAndWatch:
         assert "is neither a run directory" in done.stderr
         done = cli("watch", str(tmp_path), "--nice", "30")
         assert done.returncode == 2 and done.stderr.count("\n") == 1
-        assert "--nice 30: choose 0 (keep the priority) to 19" in done.stderr
+        assert "--nice 30: choose idle (the default, the lowest), or 0" in done.stderr
 
     def test_followers_lower_their_priority(self, finished_run):
-        """tail and watch run at a lower CPU priority (nice 10 by default), so that on a
-        machine with few cores the run keeps the first claim on the CPU."""
+        """tail and watch run at SCHED_IDLE by default (on CPU time the run leaves), or
+        lowered by --nice N, so that on a machine with few cores the run keeps the CPU."""
         script = ("import os, sys\nfrom eventroll.cli import main\nbefore = os.nice(0)\n"
-                  "code = main(sys.argv[1:])\nsys.stderr.write(f'niced {os.nice(0) - before}')\n"
-                  "sys.exit(code)")
-        for args, niced in (([], 10), (["--nice", "3"], 3), (["--nice", "0"], 0)):
+                  "code = main(sys.argv[1:])\nidle = os.sched_getscheduler(0) == os.SCHED_IDLE\n"
+                  "sys.stderr.write(f'niced {os.nice(0) - before} idle {idle}')\nsys.exit(code)")
+        for args, expected in (([], "niced 0 idle True"), (["--nice", "3"], "niced 3 idle False"),
+                               (["--nice", "0"], "niced 0 idle False")):
             done = subprocess.run([sys.executable, "-c", script, "tail", str(finished_run),
                                    "--kind", "run.end", *args],
                                   capture_output=True, text=True, timeout=60)
-            assert done.returncode == 0 and f"niced {niced}" in done.stderr, done.stderr
+            assert done.returncode == 0 and expected in done.stderr, done.stderr
 
     def test_watch_shows_the_final_state(self, finished_run):
         done = cli("watch", str(finished_run))
