@@ -62,8 +62,9 @@ class RunStart(Event):
     action_space: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
-    env_seeds: list = field(default_factory=list)
-    agent_seeds: list = field(default_factory=list)
+    # seed of each episode: a uint32 array when derived from a base seed, else a list
+    env_seeds: list | np.ndarray = field(default_factory=list)
+    agent_seeds: list | np.ndarray = field(default_factory=list)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -199,6 +200,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], tuple[type, ...]]] = {
     "bool": ((bool,), (np.bool_,)),
     "dict": ((dict,), ()),
     "list": ((list,), ()),
+    "np.ndarray": ((np.ndarray,), ()),
     "None": ((type(None),), ()),
 }
 
@@ -246,7 +248,8 @@ def from_record(record: Any, *, arrays: bool = True) -> Event:
     """Check a decoded map against its kind and return the typed event.
 
     ``arrays=False``: the map was decoded without its numpy values (None in their
-    place, :func:`eventroll.codec.split_records`), so the step columns are not checked.
+    place, :func:`eventroll.codec.split_records`), so the step columns are not checked,
+    and a field that may be an array (run.start's seeds) may be None.
     """
     if not isinstance(record, dict):
         raise EventError(f"an event must be a map, got {type(record).__name__}")
@@ -263,7 +266,8 @@ def from_record(record: Any, *, arrays: bool = True) -> Event:
                 raise EventError(f"{kind} event lacks the field {key!r}")
             continue
         if exact is not None and type(value) not in exact and not (
-                further and isinstance(value, further)):
+                further and isinstance(value, further)) and not (
+                value is None and not arrays and np.ndarray in exact):  # left undecoded
             raise EventError(f"{kind} event field {key!r} has the wrong type "
                              f"({type(value).__name__})")
         values[attr] = value

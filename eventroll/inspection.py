@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,8 +117,8 @@ def _ended(track: EpisodeTrack, end: EpisodeEnd, start: RunStart | None) -> Epis
     return Episode(track.index, end.worker, end.status, end.length, float(end.return_), *seeds)
 
 
-def _item(values: list, index: int) -> Any:
-    return values[index] if 0 <= index < len(values) else None
+def _item(values: Sequence[int], index: int) -> int | None:
+    return int(values[index]) if 0 <= index < len(values) else None
 
 
 def _space_text(description: dict[str, Any]) -> str:

@@ -143,6 +143,8 @@ def schema_problems(name: str, value: Any) -> list[str]:
     lines = []
     for key in SEED_LISTS.get(name, ()):
         seeds = value.get(key) if isinstance(value, dict) else None
+        if isinstance(seeds, np.ndarray):
+            continue  # the schema checks its dtype (unsigned) and shape; no item can be bad
         if isinstance(seeds, list) and len(seeds) > 1:
             bad = next((i for i, seed in enumerate(seeds)
                         if not (events.is_int(seed) and seed >= 0)), None)

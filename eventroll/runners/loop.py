@@ -273,8 +273,8 @@ def run_interaction_loop(env: gym.Env, policy: Policy, n_episodes: int, *,
         if seeds is not None and len(seeds) < n_episodes:
             raise ValueError(f"{name} holds {len(seeds)} seeds for n_episodes={n_episodes}")
     return [run_episode(env, policy, i,
-                        env_seed=None if env_seeds is None else env_seeds[i],
-                        agent_seed=None if agent_seeds is None else agent_seeds[i],
+                        env_seed=None if env_seeds is None else int(env_seeds[i]),
+                        agent_seed=None if agent_seeds is None else int(agent_seeds[i]),
                         deterministic=deterministic, render=render,
                         after_reset=after_reset_callback, sink=sink)
             for i in range(n_episodes)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +19,8 @@ from eventroll.runners.loop import BusSink, EpisodeSummary, run_episode, worker_
 class EpisodeSettings:
     """How every episode of a run is played and recorded."""
 
-    env_seeds: list[int]
-    agent_seeds: list[int]
+    env_seeds: Sequence[int]  # int(env_seeds[i]): episode i's (a numpy array when derived)
+    agent_seeds: Sequence[int]
     deterministic: bool = False
     render: bool = False  # a worker process then builds its env with render_mode="human"
     batch_steps: int = 64
@@ -43,8 +43,8 @@ def play_episodes(env: Any, policy: Any, publisher: Publisher, episodes: Iterato
             playing(index)
         for attempt in range(settings.retries + 1):
             sink.retrying = attempt < settings.retries  # a failure is voided and played again
-            summary = run_episode(env, policy, index, env_seed=settings.env_seeds[index],
-                                  agent_seed=settings.agent_seeds[index],
+            summary = run_episode(env, policy, index, env_seed=int(settings.env_seeds[index]),
+                                  agent_seed=int(settings.agent_seeds[index]),
                                   deterministic=settings.deterministic, render=settings.render,
                                   record_logits=settings.record_logits, sink=sink)
             if not summary.aborted:

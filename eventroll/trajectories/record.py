@@ -127,7 +127,7 @@ class TrajectoryCollector:
         start = self.run_start
         if start is None or index >= len(start.env_seeds):
             return None, None
-        return start.env_seeds[index], start.agent_seeds[index]
+        return int(start.env_seeds[index]), int(start.agent_seeds[index])
 
     def _finish(self, end: EpisodeEnd, episode: Episode | None) -> Trajectory:
         if episode is None:  # aborted in reset: no observations, no steps

@@ -75,6 +75,7 @@ class TestParallelRunRecordsEverything:
         _, events = run
         start = events[0]
         assert start.KIND == "run.start" and len(start.env_seeds) == 200
+        assert start.env_seeds.dtype == np.uint32  # derived seeds travel as a compact array
         for event in (e for e in events if e.KIND == "episode.start"):
             assert event.env_seed == start.env_seeds[event.episode]
             assert event.agent_seed == start.agent_seeds[event.episode]

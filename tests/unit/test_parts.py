@@ -20,7 +20,13 @@ from eventroll.stream import SequenceChecker
 class TestSeeds:
     def test_prefix_does_not_depend_on_count(self):
         """Episode i's seed is the same whether the run has 5 or 500 episodes."""
-        assert derive_seeds(7, 500)[:5] == derive_seeds(7, 5)
+        assert derive_seeds(7, 500)[:5].tolist() == derive_seeds(7, 5).tolist()
+
+    def test_derived_seeds_are_compact(self):
+        """Derived seeds are 4 bytes an episode (a uint32 array), not a list of ints."""
+        seeds = resolve_seeds(450_000, env_base_seed=1, agent_base_seed=2)
+        assert seeds.env.dtype == np.uint32 and seeds.env.nbytes == 4 * 450_000
+        assert seeds.n_episodes == 450_000 and int(seeds.agent[7]) == int(derive_seeds(2, 8)[7])
 
     def test_explicit_lists_shorten_the_run_with_a_warning(self):
         """min(n_episodes, len(seeds)) episodes, and a warning that says so."""
@@ -31,7 +37,7 @@ class TestSeeds:
     def test_unset_base_seeds_are_drawn_and_kept(self):
         """A null base seed is drawn at random and recorded on the result."""
         seeds = resolve_seeds(3)
-        assert seeds.env == derive_seeds(seeds.env_base_seed, 3)
+        assert seeds.env.tolist() == derive_seeds(seeds.env_base_seed, 3).tolist()
 
     @pytest.mark.parametrize("bad", [[], [-1], ["a"], [True]])
     def test_bad_explicit_seeds(self, bad):
