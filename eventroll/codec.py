@@ -240,6 +240,17 @@ def _split_map_header(data: bytes) -> tuple[int, int]:
     raise CodecError("record is not a msgpack map")
 
 
+SEQ_KEY = msgpack.packb("seq")
+
+
+def prepend_seq(encoded_map: bytes | memoryview, seq: int) -> bytes:
+    """:func:`prepend_fields` of ``{"seq": seq}``, as the hub's subscribers add it to every
+    record they store."""
+    count, header_len = _split_map_header(encoded_map)
+    return b"".join((_map_header(count + 1), SEQ_KEY, msgpack.packb(seq),
+                     encoded_map[header_len:]))
+
+
 def prepend_fields(encoded_map: bytes | memoryview, fields: dict[str, Any]) -> bytes:
     """Return an encoded map with ``fields`` added in front, without re-encoding it.
 

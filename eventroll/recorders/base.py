@@ -143,7 +143,7 @@ def _item(record: Any, raw: memoryview, seq: int, takes_records: bool,
     and wseq to check."""
     if takes_records:
         kind, worker, wseq = events.envelope(record)
-        return (kind, codec.prepend_fields(raw, {"seq": seq})), worker, wseq
+        return (kind, codec.prepend_seq(raw, seq)), worker, wseq
     arrays = array_kinds is None
     kind = record.get("kind") if isinstance(record, dict) else None
     if not arrays and isinstance(kind, str) and kind in array_kinds:

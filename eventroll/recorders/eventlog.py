@@ -29,7 +29,8 @@ def header_record(run_id: str) -> dict[str, Any]:
 
 
 class EventLogRecorder:
-    """Appends every event to the log; flushes at each episode end and every 100 ms."""
+    """Appends every event to the log; flushes after each message that ends an episode
+    (at the :meth:`tick` that follows it) and every 100 ms."""
 
     takes_records = True
 
@@ -38,7 +39,7 @@ class EventLogRecorder:
         self._file: BinaryIO = open(path, "xb")  # never overwrite a recorded log
         self._file.write(codec.encode(header_record(run_id)))
         self._file.flush()
-        self._dirty = False
+        self._dirty = self._ended = False
         self._last_flush = time.monotonic()
         self._records = 0
 
@@ -47,15 +48,16 @@ class EventLogRecorder:
         self._records += 1
         self._dirty = True
         if kind == "episode.end":
-            self._flush()
+            self._ended = True
 
     def tick(self) -> None:
-        if self._dirty and time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
+        if self._ended or (self._dirty and
+                           time.monotonic() - self._last_flush >= FLUSH_INTERVAL):
             self._flush()
 
     def _flush(self) -> None:
         self._file.flush()
-        self._dirty = False
+        self._dirty = self._ended = False
         self._last_flush = time.monotonic()
 
     def close(self) -> dict[str, Any]:
