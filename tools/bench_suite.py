@@ -75,9 +75,15 @@ order is what tells them apart). The order is checked against the files each
 child has open (``/proc/PID/fd``: the event log recorder holds
 ``events.msgpack``, the trajectories one ``trajectories.h5``); if the children
 or their files do not match, they are reported as ``child 1``, ``child 2``, ...
-in start order, with a note. ``largest`` is exact: the ``ru_maxrss`` that
-``wait4`` gives for the run (the largest peak RSS of the run's process and every
-descendant it reaped). Memory figures are the largest over the repeats.
+in start order, with a note. A child running another program (``uname -p``,
+which ``platform`` runs at import) is ``helper NAME``; it is caught only if it
+lives through a look. ``largest`` is the ``ru_maxrss`` that ``wait4`` gives for
+the run (the largest peak RSS of the run's process and of every descendant it
+reaped, exact, nothing missed between two looks), but only where it is above
+this suite's own peak RSS: the kernel counts, for a process forked from the
+suite, the suite's RSS up to its exec, so a smaller figure may be the suite's;
+there the largest value sampled stands. Memory figures are the largest over
+the repeats.
 Bytes on disk per step: the run directory's HDF5 files (``trajectories.h5``;
 Minari's dataset) and its event log (``events.msgpack``), each divided by the
 run's steps, medians of the repeats.
@@ -115,6 +121,7 @@ import importlib.util
 import json
 import math
 import os
+import resource
 import shlex
 import shutil
 import statistics
@@ -225,7 +232,7 @@ class SuiteOutcome(Outcome):
 
     memory: dict[str, int] = field(default_factory=dict)
     roles_reliable: bool = True
-    max_rss_kib: int = 0               # wait4: the largest process of the run
+    max_rss_kib: int = 0               # wait4's, if above the suite's own peak; else 0
     disk: dict[str, int] = field(default_factory=dict)   # hdf5, event_log, total: bytes
     run_wall: float | None = None      # run.end's wall_time (eventroll)
 
@@ -238,6 +245,7 @@ class Proc:
     ppid: int
     started: int            # clock ticks after boot
     peak_kib: int = 0
+    command: str = ""       # its command line, as last seen
     files: set[str] = field(default_factory=set)   # EVIDENCE files it had open
 
 
@@ -257,6 +265,7 @@ class ProcessTree:
                 self._adopt(pid)
         for proc in self.procs.values():
             proc.peak_kib = max(proc.peak_kib, vm_hwm(proc.pid))
+            proc.command = read_cmdline(proc.pid) or proc.command
             if not proc.files:
                 proc.files = open_evidence(proc.pid, self.run_dir)
 
@@ -266,20 +275,27 @@ class ProcessTree:
             return
         ppid, started = stat
         if pid == self.root or ppid in self.procs:
-            self.procs[pid] = Proc(pid, ppid, started)
+            self.procs[pid] = Proc(pid, ppid, started, command=read_cmdline(pid))
         else:
             self._strangers.add(pid)
 
     def roles(self, children: tuple[str, ...]) -> tuple[dict[str, int], bool]:
         """Peak RSS (KiB) by role, and whether the roles could be told apart (else the
-        root's children are ``child 1``, ``child 2``, ... in start order)."""
+        root's forked children are ``child 1``, ``child 2``, ... in start order). Children
+        that ran another program (``uname -p``, which ``platform`` runs) are ``helper NAME``."""
         ordered = sorted(self.procs.values(), key=lambda p: (p.started, p.pid))
+        main = self.procs.get(self.root)
         kids = [p for p in ordered if p.ppid == self.root]
-        reliable = len(kids) == len(children) and all(
-            EVIDENCE[f] == role for p, role in zip(kids, children) for f in p.files)
-        names = children if reliable else [f"child {i + 1}" for i in range(len(kids))]
-        memory = {"main": p.peak_kib for p in ordered if p.pid == self.root}
-        memory.update((name, p.peak_kib) for name, p in zip(names, kids))
+        # a child whose command line was never read counts as forked (gone too soon)
+        forks = [p for p in kids if not (main and main.command and p.command)
+                 or p.command == main.command]
+        reliable = len(forks) == len(children) and all(
+            EVIDENCE[f] == role for p, role in zip(forks, children) for f in p.files)
+        names = children if reliable else [f"child {i + 1}" for i in range(len(forks))]
+        memory = {"main": main.peak_kib} if main else {}
+        memory.update((name, p.peak_kib) for name, p in zip(names, forks))
+        memory.update((f"helper {os.path.basename(p.command.split()[0]) if p.command else '?'}",
+                       p.peak_kib) for p in kids if p not in forks)
         others = [p for p in ordered if p.pid != self.root and p.ppid != self.root]
         memory.update((f"descendant {i + 1}", p.peak_kib) for i, p in enumerate(others))
         return memory, reliable and not others
@@ -293,6 +309,15 @@ def read_stat(pid: int) -> tuple[int, int] | None:
     except (OSError, IndexError):
         return None
     return int(fields[1]), int(fields[19])
+
+
+def read_cmdline(pid: int) -> str:
+    """A process's command line, its arguments joined by spaces; "" if it is gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            return file.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
 
 
 def vm_hwm(pid: int) -> int:
@@ -358,6 +383,7 @@ class SuiteBench(Bench):
 
     def _measure(self, processes: bench_live.Processes, config: SuiteConfig, steps: int,
                  run_dir: str) -> Outcome:
+        own_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         start = time.perf_counter()
         run = processes.start_run(self.command(config, steps, run_dir))
         tree = ProcessTree(run.popen.pid, run_dir)
@@ -375,7 +401,8 @@ class SuiteBench(Bench):
             return Outcome(False, wall=wall, error=f"cannot read the step count: {exc}")
         memory, reliable = tree.roles(config.children)
         return SuiteOutcome(True, int(record["steps"]), wall, memory=memory,
-                            roles_reliable=reliable, max_rss_kib=run.max_rss_kib,
+                            roles_reliable=reliable,
+                            max_rss_kib=run.max_rss_kib if run.max_rss_kib > own_kib else 0,
                             disk=disk_usage(run_dir), run_wall=record.get("wall_time"))
 
 
@@ -511,8 +538,8 @@ def largest(s: Series) -> int:
 
 
 def largest_kib(run: SuiteOutcome) -> int:
-    """A run's largest process's peak RSS (KiB): wait4's, the largest sampled if that is 0."""
-    return run.max_rss_kib or max(run.memory.values(), default=0)
+    """A run's largest process's peak RSS (KiB): wait4's where known, else the largest sampled."""
+    return max(run.max_rss_kib, *run.memory.values(), 0)
 
 
 def latency(s: Series, which: str, key: str) -> float | None:
