@@ -44,9 +44,11 @@ preallocated frame, so stepping costs next to nothing and the run measures the
 bus and the recorders. ``eventroll run`` parallel with 2 workers: all
 recorders, event log only, recorders off, ``--image-steps`` steps a run.
 MB/s = steps x observation bytes / wall time (MB = 10^6 bytes), over the whole
-process and over the run itself (``wall_time`` of ``run.end`` in ``run.jsonl``:
-from the run's start, after imports and the env probe, until its recorders
-have finished).
+process and over the run itself: from the ``run.start`` line of ``run.jsonl``
+(after imports and the env probe, before the hub, recorders and workers start)
+to its ``run.end`` line (once every recorder has finished its artifacts; the
+``wall_time`` that ``run.end`` reports stops before the recorders finish, so a
+backlog they drain at the end would not count).
 
 ``latency``: ``bench_envs:timed_cartpole`` (each observation ends with the
 ``time.time()`` at which it was stepped), ``eventroll run`` parallel with 2
@@ -66,24 +68,27 @@ started after it whose parent is in the tree; pids are assumed not to wrap
 around within a run) and each process's ``VmHWM`` (the kernel's peak RSS) from
 ``/proc/PID/status``, keeping the largest value seen. RSS counts the pages a
 forked child still shares with its parent in both, so the figures do not add
-up. Roles: ``main`` is the process started (for ``eventroll run``, the
-driver); its children, in the order they started, are what the configuration
-says it starts (``eventroll``: the hub, the recorder processes (the event log
-alone; trajectories and statistics together), then the workers; multiprocessing
-names them, but forked children keep the driver's command line, so the start
-order is what tells them apart). The order is checked against the files each
-child has open (``/proc/PID/fd``: the event log recorder holds
-``events.msgpack``, the trajectories one ``trajectories.h5``); if the children
-or their files do not match, they are reported as ``child 1``, ``child 2``, ...
-in start order, with a note. A child running another program (``uname -p``,
-which ``platform`` runs at import) is ``helper NAME``; it is caught only if it
-lives through a look. ``largest`` is the ``ru_maxrss`` that ``wait4`` gives for
+up. Roles: ``main`` is the process started (for ``eventroll run``, the driver);
+its children, in the order they started, are what the configuration says it
+starts (``eventroll``: the hub, the recorder processes (the event log alone;
+trajectories and statistics together), then the workers; multiprocessing names
+them, but forked children keep the driver's command line, so the start order is
+what tells them apart). The order is checked against the files each child has
+open (``/proc/PID/fd``: the event log recorder holds ``events.msgpack``, the
+trajectories one ``trajectories.h5``); if the children or their files do not
+match, they are reported as ``child 1``, ``child 2``, ... in start order, with
+a note. A child that is none of these (``uname -p``, which ``platform`` runs at
+import; caught only if it lives through a look) is ``helper NAME``: it was seen
+running another program, or (``eventroll``) without the run's ``run.jsonl``
+open, which the driver opens before it starts the hub and which every process
+it forks inherits. ``largest`` is the ``ru_maxrss`` that ``wait4`` gives for
 the run (the largest peak RSS of the run's process and of every descendant it
 reaped, exact, nothing missed between two looks), but only where it is above
 this suite's own peak RSS: the kernel counts, for a process forked from the
 suite, the suite's RSS up to its exec, so a smaller figure may be the suite's;
-there the largest value sampled stands. Memory figures are the largest over
-the repeats.
+there the largest value sampled stands. Memory figures are the largest over the
+repeats.
+
 Bytes on disk per step: the run directory's HDF5 files (``trajectories.h5``;
 Minari's dataset) and its event log (``events.msgpack``), each divided by the
 run's steps, medians of the repeats.
@@ -129,6 +134,7 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -142,7 +148,7 @@ TOOLS = os.path.dirname(os.path.abspath(__file__))
 SAMPLE_INTERVAL = 0.1   # s between two looks at a run's processes
 MIB = 1024              # KiB
 SCENARIOS = ("cartpole", "startup", "image", "latency")
-EVENT_LOG, TRAJECTORIES = "events.msgpack", "trajectories.h5"
+EVENT_LOG, TRAJECTORIES, RUN_LOG = "events.msgpack", "trajectories.h5", "run.jsonl"
 EVIDENCE = {EVENT_LOG: "eventlog", TRAJECTORIES: "trajectories+stats"}   # file -> who holds it
 RECORDERS = ("eventlog", "trajectories+stats")
 WORKERS_2 = ("worker 0", "worker 1")
@@ -234,7 +240,7 @@ class SuiteOutcome(Outcome):
     roles_reliable: bool = True
     max_rss_kib: int = 0               # wait4's, if above the suite's own peak; else 0
     disk: dict[str, int] = field(default_factory=dict)   # hdf5, event_log, total: bytes
-    run_wall: float | None = None      # run.end's wall_time (eventroll)
+    run_wall: float | None = None      # s from run.start to run.end in run.jsonl (eventroll)
 
 
 @dataclass
@@ -246,7 +252,16 @@ class Proc:
     started: int            # clock ticks after boot
     peak_kib: int = 0
     command: str = ""       # its command line, as last seen
-    files: set[str] = field(default_factory=set)   # EVIDENCE files it had open
+    files: set[str] = field(default_factory=set)   # names of run_dir files it had open
+    fds_read: bool = False  # whether its open files could be read at all
+
+    def session_member(self, main: Proc | None, marker: str | None) -> bool:
+        """Whether this child of ``main`` is one of the processes the run starts: not when it
+        was seen running another program, nor when it was seen without ``marker`` open (a
+        file of the run directory the main process opens before starting them)."""
+        if main and main.command and self.command and self.command != main.command:
+            return False
+        return not (marker and self.fds_read and marker not in self.files)
 
 
 class ProcessTree:
@@ -266,8 +281,10 @@ class ProcessTree:
         for proc in self.procs.values():
             proc.peak_kib = max(proc.peak_kib, vm_hwm(proc.pid))
             proc.command = read_cmdline(proc.pid) or proc.command
-            if not proc.files:
-                proc.files = open_evidence(proc.pid, self.run_dir)
+            files = open_files(proc.pid, self.run_dir)
+            if files is not None:
+                proc.files |= files
+                proc.fds_read = True
 
     def _adopt(self, pid: int) -> None:
         stat = read_stat(pid)
@@ -279,18 +296,19 @@ class ProcessTree:
         else:
             self._strangers.add(pid)
 
-    def roles(self, children: tuple[str, ...]) -> tuple[dict[str, int], bool]:
+    def roles(self, children: tuple[str, ...], marker: str | None
+              ) -> tuple[dict[str, int], bool]:
         """Peak RSS (KiB) by role, and whether the roles could be told apart (else the
         root's forked children are ``child 1``, ``child 2``, ... in start order). Children
-        that ran another program (``uname -p``, which ``platform`` runs) are ``helper NAME``."""
+        that are no members of the session (Proc.session_member with ``marker``; ``uname
+        -p``, which ``platform`` runs at import) are ``helper NAME``."""
         ordered = sorted(self.procs.values(), key=lambda p: (p.started, p.pid))
         main = self.procs.get(self.root)
         kids = [p for p in ordered if p.ppid == self.root]
-        # a child whose command line was never read counts as forked (gone too soon)
-        forks = [p for p in kids if not (main and main.command and p.command)
-                 or p.command == main.command]
+        forks = [p for p in kids if p.session_member(main, marker)]
         reliable = len(forks) == len(children) and all(
-            EVIDENCE[f] == role for p, role in zip(forks, children) for f in p.files)
+            EVIDENCE[f] == role for p, role in zip(forks, children)
+            for f in p.files & EVIDENCE.keys())
         names = children if reliable else [f"child {i + 1}" for i in range(len(forks))]
         memory = {"main": main.peak_kib} if main else {}
         memory.update((name, p.peak_kib) for name, p in zip(names, forks))
@@ -332,22 +350,39 @@ def vm_hwm(pid: int) -> int:
     return 0
 
 
-def open_evidence(pid: int, run_dir: str) -> set[str]:
-    """Which EVIDENCE files of ``run_dir`` a process has open."""
+def open_files(pid: int, run_dir: str) -> set[str] | None:
+    """The names of the files of ``run_dir`` a process has open; None if it cannot be told."""
     found = set()
     fd_dir = f"/proc/{pid}/fd"
     try:
         fds = os.listdir(fd_dir)
     except OSError:
-        return found
+        return None
     for fd in fds:
         try:
             target = os.readlink(os.path.join(fd_dir, fd))
         except OSError:
             continue
-        if os.path.dirname(target) == run_dir and os.path.basename(target) in EVIDENCE:
+        if os.path.dirname(target) == run_dir:
             found.add(os.path.basename(target))
     return found
+
+
+def run_span(config: Config, run_dir: str) -> float | None:
+    """Seconds from the ``run.start`` line of an eventroll run's ``run.jsonl`` to its
+    ``run.end`` line, by their timestamps; None for other runs or if either is missing."""
+    if config.plain:
+        return None
+    stamps = {}
+    with open(os.path.join(run_dir, "run.jsonl"), encoding="utf-8") as file:
+        for line in filter(str.strip, file):
+            record = json.loads(line)
+            if record.get("event") in ("run.start", "run.end"):
+                stamps[record["event"]] = datetime.fromisoformat(
+                    record["timestamp"].replace("Z", "+00:00"))
+    if len(stamps) < 2:
+        return None
+    return (stamps["run.end"] - stamps["run.start"]).total_seconds()
 
 
 def disk_usage(run_dir: str) -> dict[str, int]:
@@ -397,13 +432,14 @@ class SuiteBench(Bench):
                                                    f"{tail(bench_live.read(run.stderr))}")
         try:
             record = bench_rollout.run_record(config, bench_live.read(run.stdout), run_dir)
+            span = run_span(config, run_dir)
         except bench_rollout.RECORD_ERRORS as exc:
             return Outcome(False, wall=wall, error=f"cannot read the step count: {exc}")
-        memory, reliable = tree.roles(config.children)
+        memory, reliable = tree.roles(config.children, None if config.plain else RUN_LOG)
         return SuiteOutcome(True, int(record["steps"]), wall, memory=memory,
                             roles_reliable=reliable,
                             max_rss_kib=run.max_rss_kib if run.max_rss_kib > own_kib else 0,
-                            disk=disk_usage(run_dir), run_wall=record.get("wall_time"))
+                            disk=disk_usage(run_dir), run_wall=span)
 
 
 class LatencyBench(bench_live.LiveBench):
