@@ -150,6 +150,7 @@ class LiveOutcome(Outcome):
     lags: list[float] = field(default_factory=list)        # s, per subscriber
     late: int = 0                                          # subscribers whose first event came after the run's exit
     stray: bool = False                                    # the run left processes of its group behind
+    reports: list[dict] = field(default_factory=list)      # what each subscriber printed
 
 
 def configs(subscribers: int) -> list[LiveConfig]:
@@ -248,7 +249,7 @@ class LiveBench(Bench):
             return Outcome(False, int(done), wall, "; ".join(errors))
         return LiveOutcome(True, int(done), wall, events=n_events, bus_up=bus_up,
                            first_event=statistics.median(firsts) if firsts else 0.0, lags=lags,
-                           late=late, stray=stray)
+                           late=late, stray=stray, reports=[got for _, got in reports])
 
 
 @dataclass(eq=False)
@@ -262,6 +263,7 @@ class Child:
     exited: threading.Event = field(default_factory=threading.Event)
     exit_perf: float = 0.0
     exit_mono: float = 0.0
+    max_rss_kib: int = 0   # a run's peak RSS, and its reaped descendants' (wait4); 0: unknown
 
 
 class Processes:
@@ -291,11 +293,11 @@ class Processes:
 
     def start_run(self, argv: list[str]) -> Child:
         """The run, in a process group of its own (its hub, recorders and workers go with it),
-        with a thread that notes the moment it exits."""
+        with a thread that reaps it and notes the moment it exits and its peak memory."""
         run = self.start(argv, group=True)
 
         def wait() -> None:
-            run.popen.wait()
+            run.max_rss_kib = reap_with_usage(run.popen)
             run.exit_perf, run.exit_mono = time.perf_counter(), time.monotonic()
             run.exited.set()
 
@@ -314,16 +316,18 @@ class Processes:
     def __exit__(self, *exc: object) -> None:
         killed = []
         for child in self.children:
-            if child.popen.poll() is None and not child.exited.is_set():
+            # a run is reaped by its waiter thread alone (its wait4 would miss a reaped run)
+            if not child.exited.is_set() and (child.group or child.popen.poll() is None):
                 killed.append(child)
                 if child.group:   # a run: let it close its session, then kill the whole group
                     signal_group(child.popen.pid, signal.SIGTERM)
-                    if not wait_quietly(child.popen, KILL_GRACE):
+                    if not child.exited.wait(KILL_GRACE):
                         signal_group(child.popen.pid, signal.SIGKILL)
                 else:
                     child.popen.kill()
         for child in self.children:
-            if not wait_quietly(child.popen, REAP_TIMEOUT):
+            if not (child.exited.wait(REAP_TIMEOUT) if child.group
+                    else wait_quietly(child.popen, REAP_TIMEOUT)):
                 log(f"{PROG}: warning: pid {child.popen.pid} not reaped after a kill")
             if child.group and child in killed:
                 signal_group(child.popen.pid, signal.SIGKILL)   # what the killed run left behind
@@ -331,6 +335,18 @@ class Processes:
             child.stderr.close()
         for waiter in self._waiters:
             waiter.join(REAP_TIMEOUT)
+
+
+def reap_with_usage(popen: subprocess.Popen) -> int:
+    """Wait for ``popen``'s process to exit and set its returncode; return the peak RSS (KiB)
+    of it and of every descendant it reaped (wait4's ru_maxrss), 0 if it was reaped elsewhere."""
+    try:
+        _, status, usage = os.wait4(popen.pid, 0)
+    except ChildProcessError:   # Popen reaped it (a kill on the way out)
+        popen.wait()
+        return 0
+    popen.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_maxrss
 
 
 def signal_group(pgid: int, sig: int) -> bool:
@@ -512,11 +528,8 @@ def main(argv: list[str] | None = None) -> int:
     notes["anomalies"] = anomalies(complete, args) + [f"run failed: {f}" for f in failures]
     if args.json:
         write_json(args.json, series, args, notes, failures)
-    if not complete:
-        print(f"{PROG}: no report: no timed run completed", file=sys.stderr)
-        return 1
-    print(report(complete, args, notes))
-    return 1 if failures else 0
+    return bench_rollout.conclude(PROG, bool(complete), lambda: report(complete, args, notes),
+                                  failures)
 
 
 if __name__ == "__main__":

@@ -86,12 +86,9 @@ EPISODE_MARGIN = 1.03      # ask for 3 % more episodes than the average predicts
 HIGH_SPREAD = 0.10         # flag a configuration whose (max - min) / median exceeds this
 MAX_TOP_UPS = 3            # times a run that fell short of --steps is repeated with more episodes
 
-# The plain Gymnasium loop, run in a fresh interpreter: python -c PLAIN_LOOP STEPS
-PLAIN_LOOP = """\
-import json, sys
-import gymnasium as gym
-n = int(sys.argv[1])
-env = gym.make("CartPole-v1")
+# The plain loop's episodes, on an ``env`` made before, until ``n`` steps are done; then
+# RESULT prints the counts (tools/bench_suite.py builds its Minari script from these too)
+EPISODES = """\
 env.action_space.seed(0)
 steps = episodes = 0
 while steps < n:
@@ -102,9 +99,18 @@ while steps < n:
         _, _, terminated, truncated, _ = env.step(env.action_space.sample())
         steps += 1
         done = terminated or truncated
-env.close()
+"""
+RESULT = """\
 print(json.dumps({"steps": steps, "episodes": episodes}))
 """
+
+# The plain Gymnasium loop, run in a fresh interpreter: python -c PLAIN_LOOP STEPS
+PLAIN_LOOP = """\
+import json, sys
+import gymnasium as gym
+n = int(sys.argv[1])
+env = gym.make("CartPole-v1")
+""" + EPISODES + "env.close()\n" + RESULT
 
 
 @dataclass
@@ -113,6 +119,9 @@ class Config:
 
     name: str
     overrides: list[str] | None = None   # None: the plain Gymnasium loop
+    # its own step budget (None: --steps), its env's average episode length
+    steps: int | None = field(default=None, kw_only=True)
+    episode_steps: float = field(default=STEPS_PER_EPISODE, kw_only=True)
 
     @property
     def plain(self) -> bool:
@@ -180,19 +189,21 @@ class Bench:
         self.eventroll = eventroll
         self.workdir = workdir
         self.timeout = timeout
-        self.n_episodes: dict[int, int] = {}   # target steps -> episodes, raised if a run falls short
+        # (target steps, average episode length) -> episodes, raised if a run falls short
+        self.n_episodes: dict[tuple[int, float], int] = {}
         self._count = 0
 
-    def episodes_for(self, steps: int) -> int:
-        if steps not in self.n_episodes:
-            self.n_episodes[steps] = max(1, math.ceil(steps / STEPS_PER_EPISODE * EPISODE_MARGIN))
-        return self.n_episodes[steps]
+    def episodes_for(self, config: Config, steps: int) -> int:
+        key = (steps, config.episode_steps)
+        if key not in self.n_episodes:
+            self.n_episodes[key] = max(1, math.ceil(steps / config.episode_steps * EPISODE_MARGIN))
+        return self.n_episodes[key]
 
     def command(self, config: Config, steps: int, run_dir: str) -> list[str]:
         if config.plain:
             return [sys.executable, "-c", PLAIN_LOOP, str(steps)]
         return [*self.eventroll, "run", *config.overrides,
-                f"runner.n_episodes={self.episodes_for(steps)}", f"hydra.run.dir={run_dir}", *SEEDS]
+                f"runner.n_episodes={self.episodes_for(config, steps)}", f"hydra.run.dir={run_dir}", *SEEDS]
 
     def run(self, config: Config, steps: int) -> Outcome:
         """Run ``config`` for at least ``steps`` steps; top up the episodes if it fell short."""
@@ -200,10 +211,11 @@ class Bench:
             outcome = self.run_once(config, steps)
             if not outcome.ok or outcome.steps >= steps or config.plain:
                 return outcome
-            old = self.n_episodes[steps]
-            self.n_episodes[steps] = math.ceil(old * steps / max(outcome.steps, 1) * EPISODE_MARGIN) + 1
+            key = (steps, config.episode_steps)
+            old = self.n_episodes[key]
+            self.n_episodes[key] = math.ceil(old * steps / max(outcome.steps, 1) * EPISODE_MARGIN) + 1
             log(f"    {outcome.steps:,} steps < {steps:,} with {old:,} episodes; "
-                f"repeating with {self.n_episodes[steps]:,} episodes")
+                f"repeating with {self.n_episodes[key]:,} episodes")
         return Outcome(False, outcome.steps, outcome.wall,
                        f"still {outcome.steps:,} steps < {steps:,} after {MAX_TOP_UPS} top-ups")
 
@@ -229,15 +241,24 @@ class Bench:
                 return Outcome(False, wall=wall,
                                error=f"exit status {proc.returncode}: {tail(proc.stderr)}")
             try:
-                if config.plain:
-                    done = json.loads(proc.stdout.strip().splitlines()[-1])["steps"]
-                else:
-                    done = run_end(os.path.join(run_dir, "run.jsonl"))["steps"]
-            except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+                done = run_record(config, proc.stdout, run_dir)["steps"]
+            except RECORD_ERRORS as exc:
                 return Outcome(False, wall=wall, error=f"cannot read the step count: {exc}")
             return Outcome(True, int(done), wall)
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
+
+
+RECORD_ERRORS = (OSError, ValueError, KeyError, IndexError, TypeError)   # of run_record
+
+
+def run_record(config: Config, stdout: str, run_dir: str) -> dict:
+    """What a finished run says of itself, with its ``steps``: the last line of a plain
+    loop's output (JSON), else the ``run.end`` record of the run directory's ``run.jsonl``.
+    Raises one of RECORD_ERRORS if there is none."""
+    if config.plain:
+        return json.loads(stdout.strip().splitlines()[-1])
+    return run_end(os.path.join(run_dir, "run.jsonl"))
 
 
 def run_end(path: str) -> dict:
@@ -470,16 +491,23 @@ def describe_run(label: str, config: Config, outcome: Outcome, timed: bool) -> s
     return f"  {label}  {config.name:<20} {what}"
 
 
+def budget(s: Series, steps: int) -> int:
+    """The steps of a run of ``s`` where others do ``steps``: its own budget if smaller."""
+    return min(steps, s.config.steps or steps)
+
+
 def run_rounds(bench: Bench, series: list[Series], args: argparse.Namespace, prog: str = PROG,
                describe: Callable[[str, Config, Outcome, bool], str] = describe_run) -> list[str]:
     """Run every configuration of ``series`` once for --warmup-steps (untimed; none if 0), then
-    --repeats rounds of --steps, interleaved (rounds_order), adding each timed run that went
-    well to its series; log a progress line a run (``describe(label, config, outcome, timed)``).
+    --repeats rounds of --steps (a configuration's own ``steps`` where smaller, :func:`budget`),
+    interleaved (rounds_order), adding each timed run that went well to its series; log a
+    progress line a run (``describe(label, config, outcome, timed)``).
     A failed run ends it all unless --keep-going; so does Ctrl-C. Remove the bench's work
     directory at the end, log the failures, and return them."""
     failures: list[str] = []
     log(f"{prog}: {len(series)} configurations x {args.repeats} repeat(s), "
-        f">= {args.steps:,} steps each; run dirs under {bench.workdir}")
+        f">= {span(budget(s, args.steps) for s in series)} steps each; "
+        f"run dirs under {bench.workdir}")
 
     def one(s: Series, steps: int, label: str, where: str, timed: bool) -> None:
         outcome = bench.run(s.config, steps)
@@ -494,11 +522,11 @@ def run_rounds(bench: Bench, series: list[Series], args: argparse.Namespace, pro
     try:
         if args.warmup_steps:
             for s in series:
-                one(s, args.warmup_steps, "warm-up", "warm-up", timed=False)
+                one(s, budget(s, args.warmup_steps), "warm-up", "warm-up", timed=False)
         for r in range(args.repeats):
             for index in rounds_order(len(series), r):
-                one(series[index], args.steps, f"round {r + 1}/{args.repeats}", f"round {r + 1}",
-                    timed=True)
+                one(series[index], budget(series[index], args.steps),
+                    f"round {r + 1}/{args.repeats}", f"round {r + 1}", timed=True)
     except Abort:
         pass
     except KeyboardInterrupt:
@@ -517,6 +545,16 @@ def session_notes(command: str, load_before: str, started: float) -> dict[str, s
     total = time.perf_counter() - started
     return {"command": command, "machine": machine(), "load_before": load_before,
             "load_after": loadavg(), "total": f"{total:,.0f} s"}
+
+
+def conclude(prog: str, completed: bool, render: Callable[[], str], failures: list[str]) -> int:
+    """Print the report (``render()``) if any timed run ``completed``; return the exit status:
+    1 if none did or any run failed, else 0."""
+    if not completed:
+        print(f"{prog}: no report: no timed run completed", file=sys.stderr)
+        return 1
+    print(render())
+    return 1 if failures else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,42 @@
+"""tools/bench_suite.py, run at a tiny size: every scenario, every configuration measured."""
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SUITE = os.path.join(ROOT, "tools", "bench_suite.py")
+
+
+class TestBenchSuite:
+    def test_tiny_run_writes_every_configuration(self, tmp_path):
+        """A one-repeat run of a few thousand steps exits 0, and its JSON holds every
+        configuration of every scenario with positive steps/s, peak memory and the targets."""
+        out = tmp_path / "suite.json"
+        proc = subprocess.run(
+            [sys.executable, SUITE, "--steps", "3000", "--repeats", "1", "--warmup-steps", "0",
+             "--minari-steps", "0", "--async-steps", "1000", "--image-episode-steps", "500",
+             "--tmpdir", str(tmp_path), "--json", str(out)],
+            cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        data = json.loads(out.read_text())
+        names = {name: [c["name"] for c in configs] for name, configs in data["scenarios"].items()}
+        assert list(names) == ["cartpole", "startup", "image", "latency"]
+        assert names["cartpole"] == [
+            "plain loop", "SyncVectorEnv(2)", "AsyncVectorEnv(2)",
+            "eventroll sequential, all recorders", "eventroll parallel 2, recorders off",
+            "eventroll parallel 2, event log only", "eventroll parallel 2, all recorders"]
+        assert [len(names[n]) for n in ("startup", "image", "latency")] == [2, 3, 1]
+        for configs in data["scenarios"].values():
+            for config in configs:
+                assert config["median_steps_per_s"] > 0, config["name"]
+                assert len(config["runs"]) == 1 and config["runs"][0]["ok"], config["name"]
+        eventroll_all = data["scenarios"]["cartpole"][-1]
+        assert eventroll_all["hdf5_bytes_per_step"] > 0
+        assert eventroll_all["event_log_bytes_per_step"] > 0
+        assert set(eventroll_all["peak_rss_kib"]) == {
+            "main", "hub", "eventlog", "trajectories+stats", "worker 0", "worker 1"}
+        assert eventroll_all["largest_process_kib"] > 0
+        assert {t["what"].split(":")[0] for t in data["targets"]} >= {"start-up"}
+        assert os.listdir(tmp_path) == ["suite.json"]   # every run directory removed
