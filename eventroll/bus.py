@@ -51,9 +51,11 @@ FLAG_END = 1  # the source's last message
 FLAG_ACK = 2  # the source waits for the hub's acknowledgement
 
 LINGER_MS = 2000
-SOURCE_HWM = 64  # messages queued per source before it blocks (backpressure)
-DURABLE_HWM = 4096
-LIVE_HWM = 32  # messages (up to 1 MiB each) held for a live subscriber; it reads the rest from the log
+# High-water marks, in messages, each of at most about 256 KiB (BusSink.MESSAGE_BYTES):
+# they bound what a pipe holds at each end, images included
+SOURCE_HWM = 16  # messages queued per source before it blocks (backpressure)
+DURABLE_HWM = 32  # messages queued for a durable subscriber before the hub waits for it
+LIVE_HWM = 32  # messages held for a live subscriber; it reads what it missed from the log
 POLL_MS = 50
 MAX_SOURCES = 4096  # workers (replacements included) and the driver: more is a hostile peer
 MAX_ERRORS = 100  # error messages the hub keeps; it counts every rejection

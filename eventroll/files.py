@@ -1,4 +1,4 @@
-"""Writing files so that a crash never leaves a half-written one."""
+"""Writing files so that a crash never leaves a half-written one; naming a process."""
 
 from __future__ import annotations
 
@@ -54,3 +54,14 @@ def _fsync_directory(directory: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def name_process(name: str) -> None:
+    """Show a process of a run by its role in ``ps -o comm`` and ``top`` (Linux: the
+    15 characters of /proc/self/comm), ``eventroll-`` shortened to ``er-``:
+    ``er-hub``, ``er-eventlog``, ``er-trajectories`` (with the stats), ``er-worker-0``."""
+    try:
+        with open("/proc/self/comm", "w") as comm:
+            comm.write(name.replace("eventroll-", "er-", 1)[:15])
+    except OSError:
+        pass  # not Linux: the name is a nicety

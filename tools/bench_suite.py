@@ -252,6 +252,7 @@ class Proc:
     started: int            # clock ticks after boot
     peak_kib: int = 0
     command: str = ""       # its command line, as last seen
+    comm: str = ""          # its name (/proc/PID/comm): eventroll names its processes er-...
     files: set[str] = field(default_factory=set)   # names of run_dir files it had open
     fds_read: bool = False  # whether its open files could be read at all
 
@@ -281,6 +282,7 @@ class ProcessTree:
         for proc in self.procs.values():
             proc.peak_kib = max(proc.peak_kib, vm_hwm(proc.pid))
             proc.command = read_cmdline(proc.pid) or proc.command
+            proc.comm = read_comm(proc.pid) or proc.comm
             files = open_files(proc.pid, self.run_dir)
             if files is not None:
                 proc.files |= files
@@ -305,6 +307,11 @@ class ProcessTree:
         ordered = sorted(self.procs.values(), key=lambda p: (p.started, p.pid))
         main = self.procs.get(self.root)
         kids = [p for p in ordered if p.ppid == self.root]
+        named = {p.pid: comm_role(p.comm) for p in kids}
+        if sorted(filter(None, named.values())) == sorted(children) and len(ordered) == len(kids) + 1:
+            memory = {"main": main.peak_kib} if main else {}
+            memory.update((named[p.pid] or f"helper {p.comm or '?'}", p.peak_kib) for p in kids)
+            return memory, True
         forks = [p for p in kids if p.session_member(main, marker)]
         reliable = len(forks) == len(children) and all(
             EVIDENCE[f] == role for p, role in zip(forks, children)
@@ -327,6 +334,23 @@ def read_stat(pid: int) -> tuple[int, int] | None:
     except (OSError, IndexError):
         return None
     return int(fields[1]), int(fields[19])
+
+
+def comm_role(comm: str) -> str | None:
+    """The role of a process eventroll named (eventroll.files.name_process), else None."""
+    if comm.startswith("er-worker-"):
+        return f"worker {comm[len('er-worker-'):]}"
+    return {"er-hub": "hub", "er-eventlog": "eventlog",
+            "er-trajectories": "trajectories+stats"}.get(comm)
+
+
+def read_comm(pid: int) -> str:
+    """A process's name (what ps -o comm shows); "" if it is gone."""
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as file:
+            return file.read().strip()
+    except OSError:
+        return ""
 
 
 def read_cmdline(pid: int) -> str:

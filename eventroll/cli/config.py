@@ -55,7 +55,9 @@ class ComposeInChild:
 
     def _child(self, write: int) -> None:
         from eventroll import codec
+        from eventroll.files import name_process
 
+        name_process("er-compose")
         try:
             config, run_dir = compose(self._overrides)
             answer: dict[str, Any] = {"config": config, "run_dir": run_dir}

@@ -80,7 +80,7 @@ class BusSink:
     """
 
     MESSAGE_STEPS = 1024
-    MESSAGE_BYTES = 1 << 20
+    MESSAGE_BYTES = 1 << 18
 
     def __init__(self, publisher: Publisher, *, pid: int, batch_steps: int = 64,
                  flush_interval: float = 0.05) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 from eventroll import bus, codec
 from eventroll.errors import BusError
 from eventroll.events import Event
+from eventroll.files import name_process
 from eventroll.live import announce
 from eventroll.runners.interruption import ignore_interruptions
 from eventroll.recorders.base import RecorderSpec, member_reports, process_groups, recorder_main
@@ -82,8 +83,10 @@ def exit_reason(exitcode: int) -> str:
 
 
 def child_main(target: Any, *args: Any) -> None:
-    """Entry point of every process a session starts: SIGINT and SIGTERM are the
-    driver's to answer (:mod:`eventroll.runners.interruption`), then ``target(*args)``."""
+    """Entry point of every process a session starts: it takes the name of its role
+    (:func:`name_process`), SIGINT and SIGTERM are the driver's to answer
+    (:mod:`eventroll.runners.interruption`), then ``target(*args)``."""
+    name_process(multiprocessing.current_process().name)
     ignore_interruptions()
     target(*args)
 

@@ -30,6 +30,7 @@ FORMAT = "eventroll-trajectories"
 FORMAT_VERSION = 1
 FILE_NAME = "trajectories.h5"
 BLOCK_ROWS = 65536
+BLOCK_BYTES = 4 << 20  # a block is also written once its step rows hold about this much
 FLUSH_INTERVAL = 0.1
 NO_SEED = -1
 CHUNK_BYTES = 1 << 19
@@ -163,16 +164,26 @@ def _heap_rows(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
 
 
 # -- writing ---------------------------------------------------------------------------
+def row_bytes(observation_space: spaces.Space, action_space: spaces.Space) -> int:
+    """About how many bytes one step row holds: its observation and action leaves (strings
+    counted at 64 bytes), reward and flags."""
+    leaves = space_leaves(observation_space) + space_leaves(action_space)
+    return 10 + sum(int(np.prod(shape, dtype=np.int64)) * (np.dtype(dtype).itemsize or 64)
+                    for _, _, shape, dtype in leaves)
+
+
 class BlockWriter:
     """Buffers whole episodes and writes them as blocks: once ``block_rows`` steps (or
-    ``max_block_episodes`` episodes) are buffered, ``flush_interval`` seconds after the
-    oldest buffered episode ended (:meth:`tick`), and at close. Subclasses write a
-    block in :meth:`_write_block`."""
+    ``max_block_episodes`` episodes, or about ``BLOCK_BYTES`` of step rows of
+    ``row_bytes`` each: memory stays bounded with large observations) are buffered,
+    ``flush_interval`` seconds after the oldest buffered episode ended (:meth:`tick`),
+    and at close. Subclasses write a block in :meth:`_write_block`."""
 
     max_block_episodes: float = float("inf")
 
-    def __init__(self, block_rows: int, flush_interval: float) -> None:
-        self.block_rows, self.flush_interval = block_rows, flush_interval
+    def __init__(self, block_rows: int, flush_interval: float, row_bytes: int = 1) -> None:
+        self.block_rows = max(1, min(block_rows, BLOCK_BYTES // max(row_bytes, 1)))
+        self.flush_interval = flush_interval
         self._buffer: list[Trajectory] = []
         self._buffered_rows = 0
         self._oldest = 0.0
@@ -214,7 +225,7 @@ class FlatWriter(BlockWriter):
                  run_id: str = "", env: str = "", next_observations: bool = False,
                  infos: bool = False, logits: bool = False, block_rows: int = BLOCK_ROWS,
                  flush_interval: float = FLUSH_INTERVAL) -> None:
-        super().__init__(block_rows, flush_interval)
+        super().__init__(block_rows, flush_interval, row_bytes(observation_space, action_space))
         self.path = path
         self.observation_space, self.action_space = observation_space, action_space
         self.options = {"next_observations": next_observations, "infos": infos, "logits": logits}
@@ -294,8 +305,6 @@ class FlatWriter(BlockWriter):
         else the previous step's next observation."""
         ends = np.cumsum(lengths)
         firsts = (ends - lengths)[lengths > 0]
-        later = np.ones(int(ends[-1]), bool)
-        later[firsts] = False
         has_reset = [t.reset_observation is not None for t in block]
         for suffix, keys, shape, dtype in self._observation_leaves:
             resets = [pick(t.reset_observation, keys) if ok else _blank(shape, dtype)
@@ -305,8 +314,8 @@ class FlatWriter(BlockWriter):
             if stepped:
                 nexts = _column([pick(t.next_observations, keys) for t in stepped])
                 steps = np.empty_like(nexts)
+                steps[1:] = nexts[:-1]  # one contiguous copy, then each episode's first row
                 steps[firsts] = resets[lengths > 0]
-                steps[later] = nexts[np.flatnonzero(later) - 1]
                 finals[lengths > 0] = nexts[ends[lengths > 0] - 1]
                 self._datasets["observations" + suffix].append(steps)
                 if self.options["next_observations"]:

@@ -30,7 +30,7 @@ from eventroll.errors import ConfigError, EventError
 from eventroll.files import write_atomic
 from eventroll.trajectories.flat import (BLOCK_ROWS, CHUNK_CACHE, FILE_NAME, FLUSH_INTERVAL,
                                          NO_SEED, BlockWriter, TrajectoryFile, open_trajectories,
-                                         pick, space_leaves)
+                                         pick, row_bytes, space_leaves)
 from eventroll.trajectories.record import Trajectory
 
 MINARI_VERSION = "0.5.0"  # the dataset format written; Minari 0.5.0 and later load it
@@ -344,7 +344,7 @@ class MinariWriter(BlockWriter):
         if logits:
             raise ConfigError("the Minari layout has no place for policy logits; set logits=false "
                               "or record with the flat layout")
-        super().__init__(block_rows, flush_interval)
+        super().__init__(block_rows, flush_interval, row_bytes(observation_space, action_space))
         self.dataset_id = check_dataset_id(dataset_id)
         self.root = os.fspath(path)
         self.directory = dataset_directory(self.root, self.dataset_id)
