@@ -281,8 +281,12 @@ class Processes:
         stdout = tempfile.TemporaryFile("w+", dir=self.workdir)
         stderr = tempfile.TemporaryFile("w+", dir=self.workdir)
         try:
+            # a process group of its own, in this session: one autogroup for the run and its
+            # subscribers, as for a run and a watcher started from one terminal (Linux shares
+            # the CPU between sessions first, whatever the priorities within them)
             popen = subprocess.Popen(argv, cwd=self.workdir, stdin=subprocess.DEVNULL,
-                                     stdout=stdout, stderr=stderr, start_new_session=group)
+                                     stdout=stdout, stderr=stderr,
+                                     preexec_fn=os.setpgrp if group else None)
         except BaseException:
             stdout.close()
             stderr.close()
