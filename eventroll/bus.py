@@ -55,7 +55,8 @@ LINGER_MS = 2000
 # they bound what a pipe holds at each end, images included
 SOURCE_HWM = 16  # messages queued per source before it blocks (backpressure)
 DURABLE_HWM = 32  # messages queued for a durable subscriber before the hub waits for it
-LIVE_HWM = 32  # messages held for a live subscriber; it reads what it missed from the log
+LIVE_HWM = 64  # messages held for a live subscriber (32,000 CartPole steps); it reads what it
+# missed from the event log (one following an endpoint has none: it fails on a gap)
 POLL_MS = 50
 MAX_SOURCES = 4096  # workers (replacements included) and the driver: more is a hostile peer
 MAX_ERRORS = 100  # error messages the hub keeps; it counts every rejection
@@ -364,7 +365,10 @@ class Hub:
         finally:
             if self._authenticator is not None:
                 self._authenticator.stop()
-            for sock in (self._ingress, self._durable, self._control, *self._publishers):
+            # the local live fan-out drops what its subscribers have not taken (they read it
+            # from the log; a stalled one must not hold the hub up); a remote one has no log
+            self._live.close(linger=0)
+            for sock in (self._ingress, self._durable, self._control, *self._publishers[1:]):
                 sock.close()
             self._ctx.term()
 

@@ -108,13 +108,15 @@ ATTACH_POLL = 0.01   # s between looks for bus.json
 KILL_GRACE = 5.0     # s a run has to exit after SIGTERM before its process group is killed
 REAP_TIMEOUT = 5.0   # s to reap a killed process
 
-# One subscriber: python -c SUBSCRIBER RUN_DIR STALL_SECONDS PRIORITY (idle or a niceness)
+# One subscriber: python -c SUBSCRIBER RUN_DIR STALL_SECONDS PRIORITY (idle or a niceness);
+# the priority first, before the imports, as `eventroll tail` and `eventroll watch` do
 SUBSCRIBER = """\
-import json, sys, time
+import sys
 from eventroll.cli.args import lower_priority
+lower_priority(sys.argv[3])
+import json, time
 from eventroll.live import subscribe
 run_dir, stall = sys.argv[1], float(sys.argv[2])
-lower_priority(sys.argv[3])
 n = out_of_order = 0
 first = last = None
 for event in subscribe(run_dir, arrays=False):

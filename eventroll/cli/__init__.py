@@ -11,8 +11,10 @@ import os
 import sys
 
 from eventroll import __version__
-from eventroll.cli.args import UsageError
+from eventroll.cli.args import UsageError, early_priority
 from eventroll.errors import EventrollError
+
+FOLLOWERS = ("tail", "watch")  # they follow a run at a lowered CPU priority (--nice)
 
 # command -> (module in eventroll.cli, one line of help)
 COMMANDS = {
@@ -53,11 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"eventroll: error: unknown command {command!r}; commands: "
               f"{', '.join(COMMANDS)} (see `eventroll --help`)", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"eventroll.cli.{COMMANDS[command][0]}")
-    if any(arg in ("-h", "--help") for arg in rest):
-        print(module.HELP, end="")
-        return 0
+    help_asked = any(arg in ("-h", "--help") for arg in rest)
     try:
+        if command in FOLLOWERS and not help_asked:
+            early_priority(rest)  # before the imports: a follower's start-up is work too
+        module = importlib.import_module(f"eventroll.cli.{COMMANDS[command][0]}")
+        if help_asked:
+            print(module.HELP, end="")
+            return 0
         return module.command(rest)
     except UsageError as exc:
         return _error(command, f"{exc} (see `eventroll {command} --help`)")

@@ -36,9 +36,10 @@ def follow_help(column: int) -> str:
     """The help lines of :meth:`Parser.add_follow_options`, descriptions at ``column``."""
     pad = " " * column
     nice = textwrap.fill("this process's CPU priority, so that following a run never takes "
-                         "the CPU the run needs: idle (default: it runs on the CPU time nothing "
-                         "else wants, Linux's SCHED_IDLE; elsewhere nice 19), or N to lower it "
-                         "by N (0 keeps it)", 80,
+                         "the CPU the run needs: idle (the default for a run directory: it runs "
+                         "on the CPU time nothing else wants, Linux's SCHED_IDLE, elsewhere "
+                         "nice 19, and reads what it missed from the event log), or N to lower "
+                         "it by N (0 keeps it; the default for an endpoint, which has no log)", 80,
                          initial_indent="  --nice idle|N".ljust(column), subsequent_indent=pad)
     keys = textwrap.fill("for RUN_DIR given as a run's TCP endpoint with CURVE (live.listen): "
                          "the run's public key file, this client's secret key file", 80,
@@ -46,9 +47,25 @@ def follow_help(column: int) -> str:
     return f"{nice}\n  --server-key FILE, --client-key FILE\n{keys}"
 
 
+def early_priority(args: list[str]) -> None:
+    """Apply ``--nice`` (:func:`lower_priority`) from a follower's raw arguments, before
+    anything else is imported: ten watchers starting at once are work the run would
+    otherwise wait for."""
+    # an endpoint has no event log to fill what the run's fan-out drops for a subscriber
+    # that falls behind: following one, keep the priority unless told otherwise
+    remote = any(arg.startswith(("tcp://", "ipc://")) for arg in args)
+    priority = "0" if remote else PRIORITY
+    for i, arg in enumerate(args):
+        if arg == "--nice" and i + 1 < len(args):
+            priority = args[i + 1]
+        elif arg.startswith("--nice="):
+            priority = arg.split("=", 1)[1]
+    lower_priority(priority)
+
+
 def follow_setup(options: argparse.Namespace) -> tuple[str, str] | None:
-    """Lower the priority; the CURVE keys (server public, client secret) if given."""
-    lower_priority(options.nice)
+    """The CURVE keys (server public, client secret) if given (``--nice`` is applied
+    before the command's imports, :func:`early_priority`)."""
     keys = (options.server_key, options.client_key)
     if any(keys) and not all(keys):
         raise UsageError("--server-key and --client-key go together (the run's public key "
