@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -165,3 +166,35 @@ class TestSeeds:
         assert [e.env_seed for e in starts] == [5, 6, 7]
         log = open(tmp_path / "r" / "run.jsonl").read()
         assert "explicit_env_seeds holds 3 seeds for 10 episodes" in log
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/comm"), reason="process names: Linux")
+def test_the_processes_of_a_run_are_named_after_their_roles(tmp_path):
+    """ps and top show each process of a run by its role (Linux: /proc/PID/comm)."""
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eventroll.cli", "run", "runner.n_episodes=3000",
+         f"hydra.run.dir={tmp_path / 'run'}"], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    names: set[str] = set()
+    deadline = time.monotonic() + 60
+    try:
+        while process.poll() is None and time.monotonic() < deadline and len(names) < 5:
+            for pid in os.listdir("/proc"):
+                try:
+                    with open(f"/proc/{pid}/stat") as stat:
+                        parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+                    with open(f"/proc/{pid}/comm") as comm:
+                        name = comm.read().strip()
+                except (OSError, ValueError, IndexError):
+                    continue
+                if parent == process.pid and name.startswith("er-"):
+                    names.add(name)
+            time.sleep(0.05)
+    finally:
+        process.wait(timeout=120)
+    assert process.returncode == 0
+    assert {"er-hub", "er-eventlog", "er-trajectories", "er-worker-0", "er-worker-1"} <= names

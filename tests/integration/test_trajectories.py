@@ -257,3 +257,21 @@ def test_logits_recorded_when_asked(tmp_path):
             assert np.array_equal(episode.logits.argmax(axis=1), episode.actions)
     with pytest.raises(ConfigError, match="compute_action_with_logits"):
         runner.run_with("CartPole-v1", run_dir=str(tmp_path / "random"))
+
+
+def test_image_blocks_are_bounded_in_bytes(tmp_path):
+    """A block of 84x84x3 frames is written once it holds about BLOCK_BYTES, not 65,536
+    rows (460 MB of frames): memory stays bounded with large observations."""
+    from gymnasium import spaces
+
+    from eventroll.trajectories.flat import BLOCK_BYTES, FlatWriter, row_bytes
+
+    frames = spaces.Box(0, 255, (84, 84, 3), np.uint8)
+    writer = FlatWriter(str(tmp_path / "t.h5"), frames, spaces.Discrete(4))
+    try:
+        assert row_bytes(frames, spaces.Discrete(4)) >= 84 * 84 * 3
+        assert writer.block_rows * 84 * 84 * 3 <= BLOCK_BYTES
+        assert writer.block_rows >= 64
+    finally:
+        writer.close()
+
