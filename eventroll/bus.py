@@ -300,6 +300,14 @@ class HubReport:
     live_dropped: int = 0
     durable: dict[str, Any] = field(default_factory=dict)
 
+    def note(self, error: str) -> bool:
+        """Keep ``error`` if fewer than ``MAX_ERRORS`` are kept (a hostile peer must not
+        grow the hub); whether it was kept."""
+        if len(self.errors) >= MAX_ERRORS:
+            return False
+        self.errors.append(error)
+        return True
+
     def to_map(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self),
                 "sources": {str(k): v for k, v in self.sources.items()}}
@@ -399,9 +407,8 @@ class Hub:
         if source.ended:
             self._reject(f"ingress: worker {header.worker} sent after the end of its stream")
             return
-        if header.n_events and header.first_wseq != source.expected_wseq \
-                and len(self._report.errors) < MAX_ERRORS:
-            self._report.errors.append(range_message(
+        if header.n_events and header.first_wseq != source.expected_wseq:
+            self._report.note(range_message(
                 f"worker {header.worker}", source.expected_wseq, header.first_wseq, "wseq"))
         if header.n_events:
             source.expected_wseq = header.last_wseq + 1
@@ -422,11 +429,18 @@ class Hub:
         self._report.events += n_events
         for identity in list(self._subscribers):
             self._send_durable(identity, frames)
+        self._report.live_dropped += self._publish(frames)
+
+    def _publish(self, frames: list[bytes]) -> int:
+        """Send ``frames`` on the live fan-out (ipc, and TCP if asked) without waiting;
+        how many of its sockets dropped them."""
+        dropped = 0
         for publisher in self._publishers:
             try:
                 publisher.send_multipart(frames, flags=zmq.NOBLOCK)
             except zmq.Again:
-                self._report.live_dropped += 1
+                dropped += 1
+        return dropped
 
     def _send_durable(self, identity: bytes, frames: list[bytes]) -> None:
         name = self._subscribers[identity]
@@ -439,8 +453,7 @@ class Hub:
 
     def _reject(self, reason: str) -> None:
         self._report.rejected += 1
-        if len(self._report.errors) < MAX_ERRORS:
-            self._report.errors.append(f"rejected a malformed message ({reason})")
+        self._report.note(f"rejected a malformed message ({reason})")
 
     def _publish_progress(self) -> None:
         now = time.monotonic()
@@ -449,11 +462,7 @@ class Hub:
         self._last_progress = now
         progress = {"events": self._report.events, "steps": self._report.steps,
                     "episode_ends": self._report.episode_ends, "aborted": self._report.aborted}
-        for publisher in self._publishers:
-            try:
-                publisher.send_multipart([b"progress", codec.encode(progress)], flags=zmq.NOBLOCK)
-            except zmq.Again:
-                pass
+        self._publish([b"progress", codec.encode(progress)])
 
     # -- durable subscribers -------------------------------------------------------
     def _on_durable(self, frames: list[bytes]) -> None:
@@ -530,19 +539,15 @@ class Hub:
                 "ended": [] if ends is None else [e for e in episodes if e in ends]}
 
     def _finish_sources(self) -> None:
-        unended = 0
+        untold = 0
         for worker, state in sorted(self._sources.items()):
             self._report.sources[worker] = {"last_wseq": state.expected_wseq - 1,
                                             "ended": state.ended, "lost": state.lost}
             if not state.ended:
-                unended += 1
-                if len(self._report.errors) < MAX_ERRORS:
-                    self._report.errors.append(f"worker {worker}: stream ended without its end "
-                                               f"marker after wseq {state.expected_wseq - 1}")
-        told = sum("stream ended without its end marker" in e for e in self._report.errors)
-        if unended > told:
-            self._report.errors.append(f"{unended - told} more sources ended without their "
-                                       "end marker")
+                untold += not self._report.note(f"worker {worker}: stream ended without its "
+                                                f"end marker after wseq {state.expected_wseq - 1}")
+        if untold:
+            self._report.errors.append(f"{untold} more sources ended without their end marker")
 
 
 def hub_main(endpoints: Endpoints, stall_timeout: float, finish_timeout: float,

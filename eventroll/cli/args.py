@@ -25,9 +25,10 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
     def add_follow_options(self) -> None:
-        """The options of the commands that follow a live run: ``--nice idle|N`` (see
-        :func:`lower_priority`), and the CURVE key files for a TCP endpoint."""
-        self.add_argument("--nice", default=PRIORITY)
+        """The options of the commands that follow a live run: ``--nice idle|N`` (applied
+        before the command's imports, :func:`early_priority`; accepted here), and the CURVE
+        key files for a TCP endpoint."""
+        self.add_argument("--nice")
         self.add_argument("--server-key")
         self.add_argument("--client-key")
 

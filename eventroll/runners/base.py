@@ -137,6 +137,13 @@ class RunPlan:
     interruption: Interruption = field(default_factory=Interruption)
 
 
+def check_flag(key: str, value: Any) -> bool:
+    """``value`` of the runner key ``key``, which must be true or false."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"runner.{key} must be true or false, got {value!r}")
+    return value
+
+
 class RolloutRunner:
     """Runs a policy in an env for ``n_episodes`` episodes and records every event.
 
@@ -170,8 +177,7 @@ class RolloutRunner:
             raise ConfigError(f"batch_steps must be at least 1, got {batch_steps}")
         for key, flag in (("deterministic", deterministic), ("record_trajectory", record_trajectory),
                           ("record_event_logs", record_event_logs)):
-            if not isinstance(flag, bool):
-                raise ConfigError(f"runner.{key} must be true or false, got {flag!r}")
+            check_flag(key, flag)
         if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
             raise ConfigError(f"runner.retries must be an integer >= 0 (times a failed episode "
                               f"is played again), got {retries!r}")

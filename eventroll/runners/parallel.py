@@ -11,7 +11,7 @@ import gymnasium as gym
 from eventroll.environments import EnvFactory
 from eventroll.errors import ConfigError
 from eventroll.policies import Policy
-from eventroll.runners.base import RolloutRunner, RunPlan
+from eventroll.runners.base import RolloutRunner, RunPlan, check_flag
 from eventroll.runners.session import ProcessSpec, RunSession, process_context, reap
 from eventroll.runners.supervision import REPLACEMENTS, Supervisor
 from eventroll.runners.worker import Handout, WorkerSpec, worker_main
@@ -41,9 +41,7 @@ class ParallelRunner(RolloutRunner):
         super().__init__(n_episodes, max_episode_steps, deterministic, record_trajectory,
                          record_event_logs, **options)
         self.n_processes = n_processes
-        if not isinstance(render, bool):
-            raise ConfigError(f"runner.render must be true or false, got {render!r}")
-        self.render = render
+        self.render = check_flag("render", render)
 
     @property
     def n_workers(self) -> int:

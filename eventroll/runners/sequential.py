@@ -8,10 +8,9 @@ from typing import Any
 
 import gymnasium as gym
 
-from eventroll.errors import ConfigError
 from eventroll.events import WorkerEnd, WorkerStart
 from eventroll.policies import Policy
-from eventroll.runners.base import RolloutRunner, RunPlan
+from eventroll.runners.base import RolloutRunner, RunPlan, check_flag
 from eventroll.runners.loop import EpisodeSummary
 from eventroll.runners.session import RunSession
 from eventroll.runners.worker import play_episodes
@@ -27,9 +26,7 @@ class SequentialRunner(RolloutRunner):
                  record_event_logs: bool = True, render: bool = False, **options: Any) -> None:
         super().__init__(n_episodes, max_episode_steps, deterministic, record_trajectory,
                          record_event_logs, **options)
-        if not isinstance(render, bool):
-            raise ConfigError(f"runner.render must be true or false, got {render!r}")
-        self.render = render
+        self.render = check_flag("render", render)
 
     def _render_mode(self) -> str | None:
         return "human" if self.render else None
