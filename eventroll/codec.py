@@ -101,27 +101,34 @@ def _dtype(text: str) -> np.dtype:
     return np.dtype(text)
 
 
+@functools.lru_cache(maxsize=4096)
+def _array_layout(dtype_text: Any, shape: Any) -> tuple[np.dtype, int]:
+    """The dtype and byte size of an array extension's ``dtype`` and ``shape`` fields,
+    checked (cached: a stream repeats a few dtypes and shapes)."""
+    dtype = _checked_dtype(dtype_text)
+    if type(shape) is not tuple or len(shape) > MAX_NDIM:
+        raise CodecError(f"malformed ndarray shape {shape!r:.60}")
+    count = 1
+    for dim in shape:
+        if type(dim) is not int or dim < 0:
+            raise CodecError(f"malformed ndarray shape {list(shape)!r:.60}")
+        count *= dim
+    return dtype, count * dtype.itemsize
+
+
 def _decode_ext(code: int, payload: bytes) -> Any:
     if code == EXT_NDARRAY:
-        parts = msgpack.unpackb(payload, use_list=True, raw=False)
-        if type(parts) is not list or len(parts) != 3:
+        parts = msgpack.unpackb(payload, use_list=False, raw=False)
+        if type(parts) is not tuple or len(parts) != 3:
             raise CodecError("malformed ndarray extension: expected [dtype, shape, bytes]")
         dtype_text, shape, data = parts
-        dtype = _checked_dtype(dtype_text)
-        if type(shape) is not list or len(shape) > MAX_NDIM:
-            raise CodecError(f"malformed ndarray shape {shape!r:.60}")
-        count = 1
-        for dim in shape:
-            if type(dim) is not int or dim < 0:
-                raise CodecError(f"malformed ndarray shape {shape!r:.60}")
-            count *= dim
         if type(data) is not bytes:
             raise CodecError("malformed ndarray extension: data is not bytes")
-        if count * dtype.itemsize != len(data):
-            raise CodecError(f"ndarray of dtype {dtype.str} and shape {tuple(shape)} needs "
-                             f"{count * dtype.itemsize} bytes, got {len(data)}")
-        array = np.frombuffer(data, dtype=dtype)
-        return (array.reshape(shape) if len(shape) != 1 else array).copy()
+        dtype, nbytes = _array_layout(dtype_text, shape)
+        if nbytes != len(data):
+            raise CodecError(f"ndarray of dtype {dtype.str} and shape {shape} needs "
+                             f"{nbytes} bytes, got {len(data)}")
+        return np.ndarray(shape, dtype, bytearray(data))  # writable, in one copy
     if code == EXT_SCALAR:
         parts = msgpack.unpackb(payload, use_list=True, raw=False)
         if type(parts) is not list or len(parts) != 2 or type(parts[1]) is not bytes:
@@ -241,14 +248,30 @@ def _split_map_header(data: bytes) -> tuple[int, int]:
 
 
 SEQ_KEY = msgpack.packb("seq")
+_FIXMAP_PLUS_SEQ = {0x80 | n: bytes([0x80 | (n + 1)]) + SEQ_KEY for n in range(15)}
+
+
+def _uint(n: int) -> bytes:
+    """msgpack's (shortest) encoding of a non-negative int, as ``msgpack.packb`` writes it."""
+    if n < 0x80:
+        return bytes((n,))
+    if n < 1 << 8:
+        return b"\xcc" + n.to_bytes(1, "big")
+    if n < 1 << 16:
+        return b"\xcd" + n.to_bytes(2, "big")
+    if n < 1 << 32:
+        return b"\xce" + n.to_bytes(4, "big")
+    return b"\xcf" + n.to_bytes(8, "big")
 
 
 def prepend_seq(encoded_map: bytes | memoryview, seq: int) -> bytes:
-    """:func:`prepend_fields` of ``{"seq": seq}``, as the hub's subscribers add it to every
-    record they store."""
+    """:func:`prepend_fields` of ``{"seq": seq}`` (``seq`` >= 0), as the hub's subscribers
+    add it to every record they store."""
+    head = _FIXMAP_PLUS_SEQ.get(encoded_map[0]) if encoded_map else None
+    if head is not None:  # a map of up to 14 entries, as every event is
+        return b"".join((head, _uint(seq), encoded_map[1:]))
     count, header_len = _split_map_header(encoded_map)
-    return b"".join((_map_header(count + 1), SEQ_KEY, msgpack.packb(seq),
-                     encoded_map[header_len:]))
+    return b"".join((_map_header(count + 1), SEQ_KEY, _uint(seq), encoded_map[header_len:]))
 
 
 def prepend_fields(encoded_map: bytes | memoryview, fields: dict[str, Any]) -> bytes:
