@@ -21,6 +21,10 @@ class SequenceChecker:
     errors: list[str] = field(default_factory=list)
 
     def observe(self, seq: int, worker: int, wseq: int) -> list[str]:
+        next_wseq = self.next_wseq
+        if seq == self.next_seq and next_wseq.get(worker, 0) == wseq:  # in order: all is well
+            self.next_seq, next_wseq[worker] = seq + 1, wseq + 1
+            return []
         found = []
         if seq != self.next_seq:
             found.append(range_message("global", self.next_seq, seq, "seq"))

@@ -46,15 +46,26 @@ class Recorder(Protocol):
         """Finish the artifact; return a short report."""
 
 
+@dataclass(frozen=True)
+class Records:
+    """What a message brings a :class:`RecordRecorder`: its records whose envelopes were
+    checked, each with ``seq`` added, one after the other in ``data``."""
+
+    first_seq: int
+    count: int
+    data: bytes
+    ends_episode: bool  # one of them is an episode.end
+
+
 class RecordRecorder(Protocol):
-    """Stores events as they were encoded (the event log): it gets each record's bytes
-    with ``seq`` added, and its kind; the numpy values are never decoded for it.
+    """Stores events as they were encoded (the event log): it gets a message's records
+    at once, their bytes with ``seq`` added; the numpy values are never decoded for it.
     Its class sets ``takes_records = True``."""
 
     takes_records: bool
 
-    def handle_record(self, kind: str, record: bytes) -> None:
-        """Take one encoded record whose envelope was checked."""
+    def handle_records(self, records: Records) -> None:
+        """Take the checked records of one message."""
 
     def tick(self) -> None: ...
 
@@ -99,9 +110,14 @@ def record_deliveries(recorder: Recorder | RecordRecorder,
                 rejected.add("the run's driver process died before the end of the run")
                 break
             continue
-        for seq, item in _checked(delivery, takes_records, array_kinds, checker, rejected):
-            if failure is None:
-                failure = _handle(recorder, item, seq)
+        if takes_records:
+            records = _checked_records(delivery, checker, rejected)
+            if failure is None and records.count:
+                failure = _handle(recorder, records, records.first_seq)
+        else:
+            for seq, event in _checked(delivery, array_kinds, checker, rejected):
+                if failure is None:
+                    failure = _handle(recorder, event, seq)
         if failure is None:
             failure = _handle(recorder, None)
     checker.finish(subscription.total)
@@ -109,48 +125,71 @@ def record_deliveries(recorder: Recorder | RecordRecorder,
                    events=checker.next_seq, rejected=rejected.count)
 
 
-Item = Union[events.Event, tuple[str, bytes]]
+Item = Union[events.Event, Records]
 
 
-def _checked(delivery: Delivery, takes_records: bool, array_kinds: frozenset[str] | None,
-             checker: SequenceChecker, rejected: "Rejections") -> Iterator[tuple[int, Item]]:
-    """The delivery's events in order, each with its seq and as its recorder takes it
-    (:func:`_item`). What fails its checks is left out and told in ``rejected``."""
-    first, body = delivery.first_seq, delivery.body
+def _split(delivery: Delivery, arrays: bool, rejected: Rejections) -> list[tuple[Any, int]]:
+    """The delivery's decoded records, each with the offset where its bytes end; none (and
+    told in ``rejected``) when the message is malformed."""
     try:
-        records = codec.split_records(body, delivery.n_events, arrays=array_kinds is None)
+        return codec.split_records(delivery.body, delivery.n_events, arrays=arrays)
     except CodecError as exc:
-        rejected.add(f"the message of seq {first} to {first + delivery.n_events - 1}: {exc}")
-        return
-    view, start = memoryview(body), 0
-    for offset, (record, end) in enumerate(records):
-        seq = first + offset
+        last = delivery.first_seq + delivery.n_events - 1
+        rejected.add(f"the message of seq {delivery.first_seq} to {last}: {exc}")
+        return []
+
+
+def _checked(delivery: Delivery, array_kinds: frozenset[str] | None,
+             checker: SequenceChecker, rejected: Rejections) -> Iterator[tuple[int, events.Event]]:
+    """The delivery's events in order, each with its seq, numpy values decoded for
+    ``array_kinds`` only (None: all). What fails its checks is left out and told in
+    ``rejected``."""
+    view, start = memoryview(delivery.body), 0
+    for seq, (record, end) in enumerate(_split(delivery, array_kinds is None, rejected),
+                                        delivery.first_seq):
         try:
-            item, worker, wseq = _item(record, view[start:end], seq, takes_records, array_kinds)
+            event = _event(record, view[start:end], seq, array_kinds)
         except (CodecError, EventError) as exc:
             rejected.add(f"seq {seq}: {exc}")
             continue
         finally:
             start = end
+        checker.observe(seq, event.worker, event.wseq)
+        yield seq, event
+
+
+def _checked_records(delivery: Delivery, checker: SequenceChecker,
+                     rejected: Rejections) -> Records:
+    """The delivery's records whose envelopes check, each with its seq added: the numpy
+    values are not decoded. What fails is left out and told in ``rejected``."""
+    view, start = memoryview(delivery.body), 0
+    parts, first, ends_episode = [], -1, False
+    for seq, (record, end) in enumerate(_split(delivery, False, rejected), delivery.first_seq):
+        try:
+            kind, worker, wseq = events.envelope(record)
+        except EventError as exc:
+            rejected.add(f"seq {seq}: {exc}")
+            continue
+        finally:
+            raw, start = view[start:end], end
         checker.observe(seq, worker, wseq)
-        yield seq, item
+        parts.append(codec.prepend_seq(raw, seq))
+        first = seq if first < 0 else first
+        ends_episode = ends_episode or kind == "episode.end"
+    return Records(first, len(parts), b"".join(parts), ends_episode)
 
 
-def _item(record: Any, raw: memoryview, seq: int, takes_records: bool,
-          array_kinds: frozenset[str] | None) -> tuple[Item, int, int]:
-    """One decoded record as its recorder takes it: a typed event, numpy values decoded for
-    ``array_kinds`` only (None: all), or (kind, its bytes with ``seq``); with the worker
-    and wseq to check."""
-    if takes_records:
-        kind, worker, wseq = events.envelope(record)
-        return (kind, codec.prepend_seq(raw, seq)), worker, wseq
+def _event(record: Any, raw: memoryview, seq: int,
+           array_kinds: frozenset[str] | None) -> events.Event:
+    """One decoded record as a typed event, numpy values decoded for ``array_kinds`` only
+    (None: all)."""
     arrays = array_kinds is None
     kind = record.get("kind") if isinstance(record, dict) else None
     if not arrays and isinstance(kind, str) and kind in array_kinds:
         record, arrays = codec.decode(raw), True
     event = events.from_record(record, arrays=arrays)
     event.seq = seq
-    return event, event.worker, event.wseq
+    return event
 
 
 def _handle(recorder: Any, item: Item | None, seq: int = -1) -> str | None:
@@ -158,8 +197,8 @@ def _handle(recorder: Any, item: Item | None, seq: int = -1) -> str | None:
     try:
         if item is None:
             recorder.tick()
-        elif isinstance(item, tuple):
-            recorder.handle_record(*item)
+        elif isinstance(item, Records):
+            recorder.handle_records(item)
         else:
             recorder.handle(item)
     except Exception as exc:  # the artifact is incomplete from here; keep draining the bus
@@ -173,7 +212,7 @@ def _handle(recorder: Any, item: Item | None, seq: int = -1) -> str | None:
 
 
 def _kind(item: Item) -> str:
-    return item[0] if isinstance(item, tuple) else item.KIND
+    return f"{item.count} records" if isinstance(item, Records) else item.KIND
 
 
 def _report(recorder: Recorder, failure: str | None, errors: list[str],

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 
 from eventroll import codec, events
 from eventroll.errors import CodecError, EventError, InputError
+from eventroll.recorders.base import Records
 
 FORMAT = "eventroll-events"
 FORMAT_VERSION = 1
@@ -43,12 +44,11 @@ class EventLogRecorder:
         self._last_flush = time.monotonic()
         self._records = 0
 
-    def handle_record(self, kind: str, record: bytes) -> None:
-        self._file.write(record)
-        self._records += 1
+    def handle_records(self, records: Records) -> None:
+        self._file.write(records.data)
+        self._records += records.count
         self._dirty = True
-        if kind == "episode.end":
-            self._ended = True
+        self._ended = self._ended or records.ends_episode
 
     def tick(self) -> None:
         if self._ended or (self._dirty and

@@ -8,6 +8,7 @@ import pytest
 from eventroll import codec
 from eventroll.errors import CodecError
 from eventroll.events import Custom, EpisodeStart
+from eventroll.recorders.base import Records
 from eventroll.recorders.eventlog import EventLogReader, EventLogRecorder, read_events
 
 
@@ -18,8 +19,8 @@ def log_path(tmp_path):
     for seq in range(5):
         event = EpisodeStart(episode=seq, env_seed=seq, agent_seed=seq,
                              observation=np.arange(4, dtype=np.float32) + seq, worker=0, wseq=seq)
-        recorder.handle_record(event.KIND, codec.prepend_fields(codec.encode(event.to_record()),
-                                                                {"seq": seq}))
+        record = codec.prepend_fields(codec.encode(event.to_record()), {"seq": seq})
+        recorder.handle_records(Records(seq, 1, record, ends_episode=False))
     recorder.close()
     return path
 
