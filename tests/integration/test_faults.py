@@ -338,6 +338,17 @@ def test_a_killed_hub_stops_the_run_within_seconds(tmp_path, runner):
     assert [e.seq for e in events] == list(range(len(events)))
 
 
+def _flushed_episodes(path) -> int:
+    """The episodes a trajectory file being written holds (0 before it exists)."""
+    from eventroll.trajectories.flat import TrajectoryFile
+
+    try:
+        with TrajectoryFile(str(path)) as trajectories:
+            return len(trajectories)
+    except Exception:  # not created yet, or its layout not flushed yet
+        return 0
+
+
 def test_a_killed_recorder_is_named_and_its_artifacts_rebuilt(tmp_path):
     """SIGKILL of the trajectory and statistics recorder: the run goes on (the event log
     keeps everything), says which recorder died and how to rebuild its artifacts, and
@@ -353,7 +364,10 @@ def test_a_killed_recorder_is_named_and_its_artifacts_rebuilt(tmp_path):
     process = start_long_run(run_dir)
     children = subprocess.run(["ps", "--ppid", str(process.pid), "-o", "pid=",
                                "--sort=start_time"], capture_output=True, text=True).stdout.split()
-    time.sleep(0.5)  # some blocks flushed
+    deadline = time.monotonic() + 30
+    while not _flushed_episodes(run_dir / "trajectories.h5"):  # wait for a first block
+        assert time.monotonic() < deadline, "no block of trajectories flushed in 30 s"
+        time.sleep(0.1)
     os.kill(int(children[2]), signal.SIGKILL)  # hub, event log, trajectories+stats, workers
     time.sleep(1.0)
     assert process.poll() is None, "the run goes on"
