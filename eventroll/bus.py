@@ -136,15 +136,23 @@ def _always() -> bool:
     return True
 
 
-def _send(sock: zmq.Socket, frames: list[bytes], timeout: float, what: str,
+Frames = list  # of bytes, or of zmq.Frame as received without a copy (copy=False)
+
+
+def _bytes(frame: bytes | zmq.Frame) -> bytes:
+    return frame.bytes if isinstance(frame, zmq.Frame) else frame
+
+
+def _send(sock: zmq.Socket, frames: Frames, timeout: float, what: str,
           alive: Callable[[], bool] = _always) -> None:
     """Send, blocking at most ``timeout`` seconds while the peer is behind, and no longer
-    than ``alive()`` holds."""
+    than ``alive()`` holds. Large frames go without a copy (as zmq.Frame they are shared,
+    not copied, however many sockets they go to)."""
     deadline = time.monotonic() + timeout
     backoff = BACKOFF_MIN
     while True:
         try:
-            sock.send_multipart(frames, flags=zmq.NOBLOCK)
+            sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
             return
         except zmq.Again:
             remaining = deadline - time.monotonic()
@@ -366,7 +374,8 @@ class Hub:
                 if self._ingress in ready:
                     for _ in range(64):  # drain a burst, but keep control responsive
                         try:
-                            self._on_ingress(self._ingress.recv_multipart(zmq.NOBLOCK))
+                            self._on_ingress(self._ingress.recv_multipart(zmq.NOBLOCK,
+                                                                          copy=False))
                         except zmq.Again:
                             break
                 self._publish_progress()
@@ -380,10 +389,12 @@ class Hub:
                 sock.close()
             self._ctx.term()
 
-    def _on_ingress(self, frames: list[bytes]) -> None:
-        identity, payload = frames[0], frames[1:]
+    def _on_ingress(self, frames: list[zmq.Frame]) -> None:
+        """One message from a source, received without a copy: its BODY is forwarded as
+        it came, shared by every socket it goes to."""
+        identity, payload = frames[0].bytes, frames[1:]
         try:
-            header = Header.unpack(payload[0] if payload else b"")
+            header = Header.unpack(payload[0].bytes if payload else b"")
             if len(payload) != (2 if header.n_events else 1):
                 raise CodecError(f"a message of {header.n_events} events has {len(payload)} "
                                  f"frames, expected {2 if header.n_events else 1}")
@@ -423,7 +434,7 @@ class Hub:
         if header.flags & (FLAG_END | FLAG_ACK):
             self._ingress.send_multipart([identity, b"ack", U64.pack(source.expected_wseq)])
 
-    def _forward(self, payload: list[bytes], n_events: int) -> None:
+    def _forward(self, payload: Frames, n_events: int) -> None:
         frames = [b"events", SEQ.pack(self._seq), *payload]
         self._seq += n_events
         self._report.events += n_events
@@ -431,18 +442,18 @@ class Hub:
             self._send_durable(identity, frames)
         self._report.live_dropped += self._publish(frames)
 
-    def _publish(self, frames: list[bytes]) -> int:
+    def _publish(self, frames: Frames) -> int:
         """Send ``frames`` on the live fan-out (ipc, and TCP if asked) without waiting;
         how many of its sockets dropped them."""
         dropped = 0
         for publisher in self._publishers:
             try:
-                publisher.send_multipart(frames, flags=zmq.NOBLOCK)
+                publisher.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 dropped += 1
         return dropped
 
-    def _send_durable(self, identity: bytes, frames: list[bytes]) -> None:
+    def _send_durable(self, identity: bytes, frames: Frames) -> None:
         name = self._subscribers[identity]
         try:
             _send(self._durable, [identity, *frames], self._stall_timeout,
@@ -527,7 +538,7 @@ class Hub:
         stream in its place."""
         while True:
             try:
-                self._on_ingress(self._ingress.recv_multipart(zmq.NOBLOCK))
+                self._on_ingress(self._ingress.recv_multipart(zmq.NOBLOCK, copy=False))
             except zmq.Again:
                 break
         state = self._sources.setdefault(worker, _SourceState())
@@ -584,15 +595,17 @@ class Delivery:
 
     first_seq: int
     n_events: int
-    body: bytes
+    body: bytes | memoryview  # a view of the frame when received without a copy
 
     @classmethod
-    def from_frames(cls, frames: list[bytes]) -> "Delivery":
+    def from_frames(cls, frames: Frames) -> "Delivery":
         """The message ``[b"events", SEQ, HEADER, BODY]`` (HEADER checked by the hub)."""
-        if len(frames) != 4 or frames[0] != b"events" or len(frames[1]) != SEQ.size:
-            raise CodecError(f"unexpected message from the hub: {frames[0]!r:.40}")
-        (first_seq,) = SEQ.unpack(frames[1])
-        return cls(first_seq, Header.unpack(frames[2]).n_events, frames[3])
+        kind = _bytes(frames[0])
+        if len(frames) != 4 or kind != b"events" or len(frames[1]) != SEQ.size:
+            raise CodecError(f"unexpected message from the hub: {kind!r:.40}")
+        (first_seq,) = SEQ.unpack(_bytes(frames[1]))
+        body = frames[3].buffer if isinstance(frames[3], zmq.Frame) else frames[3]
+        return cls(first_seq, Header.unpack(_bytes(frames[2])).n_events, body)
 
 
 class DurableSubscription:
@@ -610,12 +623,13 @@ class DurableSubscription:
         self.total: int | None = None
 
     def receive(self, timeout: float) -> Delivery | None:
-        """The next message, or None on a timeout or at the end (then ``total`` is set)."""
-        frames = _poll_recv(self._sock, timeout)
-        if frames is None:
+        """The next message, or None on a timeout or at the end (then ``total`` is set).
+        Its body is received without a copy."""
+        if not self._sock.poll(int(timeout * 1000), zmq.POLLIN):
             return None
-        if frames[0] == b"fin" and len(frames) == 2:
-            (self.total,) = U64.unpack(frames[1])
+        frames = self._sock.recv_multipart(copy=False)
+        if len(frames) == 2 and frames[0].bytes == b"fin" and len(frames[1]) == U64.size:
+            (self.total,) = U64.unpack(frames[1].bytes)
             return None
         return Delivery.from_frames(frames)
 

@@ -116,8 +116,33 @@ def _array_layout(dtype_text: Any, shape: Any) -> tuple[np.dtype, int]:
     return dtype, count * dtype.itemsize
 
 
+LARGE_ARRAY = 1 << 16  # bytes: an array payload this large is read in place
+
+
+def _large_ndarray(payload: bytes) -> np.ndarray:
+    """An array payload read in place: its head (``[dtype, shape,`` and the bin header)
+    decoded from its first bytes, then its data copied once, into the array."""
+    head = msgpack.Unpacker(use_list=False, raw=False, max_buffer_size=256)
+    head.feed(payload[:256])  # dtype and shape fit: MAX_NDIM dims of 9 bytes at most
+    if head.read_array_header() != 3:
+        raise CodecError("malformed ndarray extension: expected [dtype, shape, bytes]")
+    dtype_text, shape = head.unpack(), head.unpack()
+    dtype, nbytes = _array_layout(dtype_text, shape)
+    at = head.tell()
+    size_bytes = {0xC4: 1, 0xC5: 2, 0xC6: 4}.get(payload[at], 0)
+    size = int.from_bytes(payload[at + 1:at + 1 + size_bytes], "big")
+    start = at + 1 + size_bytes
+    if not size_bytes or size != len(payload) - start:
+        raise CodecError("malformed ndarray extension: data is not bytes")
+    if nbytes != size:
+        raise CodecError(f"ndarray of dtype {dtype.str} needs {nbytes} bytes, got {size}")
+    return np.frombuffer(payload, dtype, offset=start).reshape(shape).copy()
+
+
 def _decode_ext(code: int, payload: bytes) -> Any:
     if code == EXT_NDARRAY:
+        if len(payload) >= LARGE_ARRAY:
+            return _large_ndarray(payload)
         parts = msgpack.unpackb(payload, use_list=False, raw=False)
         if type(parts) is not tuple or len(parts) != 3:
             raise CodecError("malformed ndarray extension: expected [dtype, shape, bytes]")
@@ -264,14 +289,21 @@ def _uint(n: int) -> bytes:
     return b"\xcf" + n.to_bytes(8, "big")
 
 
+def seq_prefix(encoded_map: bytes | memoryview, seq: int) -> tuple[bytes, int]:
+    """What adds ``{"seq": seq}`` (``seq`` >= 0) in front of an encoded map: the bytes that
+    replace its map header, and that header's length."""
+    head = _FIXMAP_PLUS_SEQ.get(encoded_map[0]) if encoded_map else None
+    if head is not None:  # a map of up to 14 entries, as every event is
+        return head + _uint(seq), 1
+    count, header_len = _split_map_header(encoded_map)
+    return _map_header(count + 1) + SEQ_KEY + _uint(seq), header_len
+
+
 def prepend_seq(encoded_map: bytes | memoryview, seq: int) -> bytes:
     """:func:`prepend_fields` of ``{"seq": seq}`` (``seq`` >= 0), as the hub's subscribers
     add it to every record they store."""
-    head = _FIXMAP_PLUS_SEQ.get(encoded_map[0]) if encoded_map else None
-    if head is not None:  # a map of up to 14 entries, as every event is
-        return b"".join((head, _uint(seq), encoded_map[1:]))
-    count, header_len = _split_map_header(encoded_map)
-    return b"".join((_map_header(count + 1), SEQ_KEY, _uint(seq), encoded_map[header_len:]))
+    prefix, header_len = seq_prefix(encoded_map, seq)
+    return b"".join((prefix, encoded_map[header_len:]))
 
 
 def prepend_fields(encoded_map: bytes | memoryview, fields: dict[str, Any]) -> bytes:

@@ -3,10 +3,30 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
+
+
+IOV_MAX = 1024  # buffers one writev takes (Linux's UIO_MAXIOV)
+
+
+def write_all(fd: int, parts: list[bytes | memoryview]) -> None:
+    """Write ``parts`` (bytes, or byte-format memoryviews) one after the other to ``fd``
+    with writev: the kernel copies them from where they are. Resumes after a short write;
+    an error (a full disk, a file size limit) raises OSError."""
+    parts, first = list(parts), 0
+    while first < len(parts):
+        written = os.writev(fd, parts[first:first + IOV_MAX])
+        if not written:
+            raise OSError(errno.EIO, f"writev wrote nothing to file descriptor {fd}")
+        while first < len(parts) and written >= len(parts[first]):
+            written -= len(parts[first])
+            first += 1
+        if written:  # a short write: the rest of this part comes next
+            parts[first] = parts[first][written:]
 
 
 def write_atomic(path: str, text: str, *, durable: bool = True) -> None:

@@ -49,12 +49,12 @@ class Recorder(Protocol):
 @dataclass(frozen=True)
 class Records:
     """What a message brings a :class:`RecordRecorder`: its records whose envelopes were
-    checked, each with ``seq`` added, one after the other in ``data``."""
+    checked, each with ``seq`` added; their bytes are ``parts`` one after the other (views
+    of the message's own bytes, and the headers that add ``seq``: nothing is copied)."""
 
     first_seq: int
     count: int
-    data: bytes
-    ends_episode: bool  # one of them is an episode.end
+    parts: list[bytes | memoryview]
 
 
 class RecordRecorder(Protocol):
@@ -163,20 +163,20 @@ def _checked_records(delivery: Delivery, checker: SequenceChecker,
     """The delivery's records whose envelopes check, each with its seq added: the numpy
     values are not decoded. What fails is left out and told in ``rejected``."""
     view, start = memoryview(delivery.body), 0
-    parts, first, ends_episode = [], -1, False
+    parts, first = [], -1
     for seq, (record, end) in enumerate(_split(delivery, False, rejected), delivery.first_seq):
         try:
-            kind, worker, wseq = events.envelope(record)
+            _, worker, wseq = events.envelope(record)
         except EventError as exc:
             rejected.add(f"seq {seq}: {exc}")
             continue
         finally:
             raw, start = view[start:end], end
         checker.observe(seq, worker, wseq)
-        parts.append(codec.prepend_seq(raw, seq))
+        prefix, header_len = codec.seq_prefix(raw, seq)
+        parts += (prefix, raw[header_len:])
         first = seq if first < 0 else first
-        ends_episode = ends_episode or kind == "episode.end"
-    return Records(first, len(parts), b"".join(parts), ends_episode)
+    return Records(first, len(parts) // 2, parts)
 
 
 def _event(record: Any, raw: memoryview, seq: int,

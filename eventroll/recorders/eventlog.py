@@ -9,19 +9,18 @@ msgpack extension types described in ``schemas/event-log.md``.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any, BinaryIO
 
 from eventroll import codec, events
 from eventroll.errors import CodecError, EventError, InputError
+from eventroll.files import write_all
 from eventroll.recorders.base import Records
 
 FORMAT = "eventroll-events"
 FORMAT_VERSION = 1
 FILE_NAME = "events.msgpack"
-FLUSH_INTERVAL = 0.1
 
 
 def header_record(run_id: str) -> dict[str, Any]:
@@ -30,40 +29,31 @@ def header_record(run_id: str) -> dict[str, Any]:
 
 
 class EventLogRecorder:
-    """Appends every event to the log; flushes after each message that ends an episode
-    (at the :meth:`tick` that follows it) and every 100 ms."""
+    """Appends every event to the log: the records of each message with one writev, from
+    the message's own bytes, unbuffered (what the recorder took is in the kernel's hands
+    at once, whatever becomes of its process); syncs the file to disk at close."""
 
     takes_records = True
 
     def __init__(self, path: str, run_id: str) -> None:
         self.path = path
-        self._file: BinaryIO = open(path, "xb")  # never overwrite a recorded log
-        self._file.write(codec.encode(header_record(run_id)))
-        self._file.flush()
-        self._dirty = self._ended = False
-        self._last_flush = time.monotonic()
+        # never overwrite a recorded log
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        write_all(self._fd, [codec.encode(header_record(run_id))])
         self._records = 0
 
     def handle_records(self, records: Records) -> None:
-        self._file.write(records.data)
+        write_all(self._fd, records.parts)
         self._records += records.count
-        self._dirty = True
-        self._ended = self._ended or records.ends_episode
 
     def tick(self) -> None:
-        if self._ended or (self._dirty and
-                           time.monotonic() - self._last_flush >= FLUSH_INTERVAL):
-            self._flush()
-
-    def _flush(self) -> None:
-        self._file.flush()
-        self._dirty = self._ended = False
-        self._last_flush = time.monotonic()
+        pass
 
     def close(self) -> dict[str, Any]:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        try:
+            os.fsync(self._fd)
+        finally:
+            os.close(self._fd)
         return {"path": self.path, "records": self._records}
 
 

@@ -399,10 +399,10 @@ def test_a_file_size_limit_is_named_and_what_was_written_stays_readable(tmp_path
     from eventroll.validation import validate_event_log
 
     def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (3_000_000, 3_000_000))
 
     run_dir = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-m", "eventroll.cli", "run", "runner.n_episodes=3000",
+    done = subprocess.run([sys.executable, "-m", "eventroll.cli", "run", "runner.n_episodes=5000",
                            f"hydra.run.dir={run_dir}"], capture_output=True, text=True,
                           preexec_fn=limit, timeout=120)
     assert done.returncode == 1

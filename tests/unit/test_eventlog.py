@@ -20,7 +20,7 @@ def log_path(tmp_path):
         event = EpisodeStart(episode=seq, env_seed=seq, agent_seed=seq,
                              observation=np.arange(4, dtype=np.float32) + seq, worker=0, wseq=seq)
         record = codec.prepend_fields(codec.encode(event.to_record()), {"seq": seq})
-        recorder.handle_records(Records(seq, 1, record, ends_episode=False))
+        recorder.handle_records(Records(seq, 1, [record]))
     recorder.close()
     return path
 
