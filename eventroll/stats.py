@@ -269,21 +269,65 @@ def _named(name: Any, spec: Any) -> Any:
 _MISSING = object()
 
 
-class EndedEpisodes:
-    """What is kept of the finished episodes: return, length and abort of each in arrays
-    (25 bytes an episode, so that memory barely grows with a run's length), and the
-    custom values (one per stat, and its steps if asked) of those that have any."""
+class ValueCounts:
+    """Values whose order does not matter (the returns, or the lengths, of episodes): each
+    distinct value with its count while there are at most ``DISTINCT_LIMIT`` of them (the
+    lengths of most envs, and the returns of many: memory then stays the same however long
+    the run), else every value in an array, 8 bytes each. :meth:`sorted` gives them all in
+    ascending order either way, so what is computed from them is the same whatever order
+    they came in."""
 
-    def __init__(self) -> None:
-        self._index = array("q")
-        self._returns = array("d")
-        self._lengths = array("q")
-        self._aborted = bytearray()
-        self._seen = IndexSet()
-        self._custom: dict[int, tuple[dict[str, dict[Group, Any]], dict[str, list[list]]]] = {}
+    DISTINCT_LIMIT = 4096
+
+    def __init__(self, dtype: type[np.generic]) -> None:
+        self._dtype = np.dtype(dtype)
+        self._counts: dict[Any, int] | None = {}
+        self._values = array(self._dtype.char)  # once there are too many distinct values
+        self._n = 0
 
     def __len__(self) -> int:
-        return len(self._index)
+        return self._n
+
+    def add(self, value: Any) -> None:
+        value += 0  # -0.0 counts as 0.0 (they are one key), whichever came first
+        self._n += 1
+        counts = self._counts
+        if counts is None:
+            self._values.append(value)
+            return
+        counts[value] = counts.get(value, 0) + 1
+        if len(counts) > self.DISTINCT_LIMIT:
+            for distinct, count in counts.items():
+                self._values.extend(array(self._dtype.char, [distinct]) * count)
+            self._counts = None
+
+    def sorted(self) -> np.ndarray:
+        """Every value, in ascending order (NaN last)."""
+        if self._counts is None:
+            return np.sort(np.frombuffer(self._values, self._dtype))
+        distinct = np.fromiter(self._counts, self._dtype, len(self._counts))
+        counts = np.fromiter(self._counts.values(), np.int64, len(self._counts))
+        order = np.argsort(distinct, kind="stable")
+        return np.repeat(distinct[order], counts[order])
+
+
+class EndedEpisodes:
+    """What is kept of the finished episodes: which ended (a bit each), the returns and
+    lengths of the completed ones (:class:`ValueCounts`: memory barely grows with a run's
+    length), and the custom values (one per stat, and its steps if asked) of those that
+    have any."""
+
+    def __init__(self) -> None:
+        self._seen = IndexSet()
+        self.aborted = 0
+        self.returns = ValueCounts(np.float64)
+        self.lengths = ValueCounts(np.int64)
+        # episode -> (custom values, kept steps, aborted)
+        self._custom: dict[int, tuple[dict[str, dict[Group, Any]], dict[str, list[list]], bool]] = {}
+
+    @property
+    def completed(self) -> int:
+        return len(self.returns)
 
     def __contains__(self, episode: int) -> bool:
         return episode in self._seen
@@ -291,26 +335,23 @@ class EndedEpisodes:
     def add(self, episode: int, aborted: bool, return_: float, length: int,
             values: dict[str, dict[Group, Any]], steps: dict[str, list[list]]) -> None:
         self._seen.add(episode)
-        self._index.append(episode)
-        self._returns.append(return_)
-        self._lengths.append(length)
-        self._aborted.append(aborted)
+        if aborted:
+            self.aborted += 1
+        else:
+            self.returns.add(return_)
+            self.lengths.add(length)
         if values or steps:
-            self._custom[episode] = (values, steps)
+            self._custom[episode] = (values, steps, aborted)
 
-    def completed(self) -> tuple[list[int], np.ndarray, np.ndarray]:
-        """The indexes of the episodes not aborted, in order, with their returns and lengths."""
-        index = np.frombuffer(self._index, dtype=np.int64)
-        kept = np.frombuffer(bytes(self._aborted), dtype=np.uint8) == 0
-        order = np.argsort(index[kept], kind="stable")
-        return (index[kept][order].tolist(), np.frombuffer(self._returns)[kept][order],
-                np.frombuffer(self._lengths, dtype=np.int64)[kept][order])
+    def completed_with_values(self) -> list[int]:
+        """The completed (not aborted) episodes that have custom values, in index order."""
+        return sorted(index for index, (_, _, aborted) in self._custom.items() if not aborted)
 
     def values(self, episode: int) -> dict[str, dict[Group, Any]]:
-        return self._custom.get(episode, ({}, {}))[0]
+        return self._custom.get(episode, ({}, {}, False))[0]
 
     def steps(self, episode: int) -> dict[str, list[list]]:
-        return self._custom.get(episode, ({}, {}))[1]
+        return self._custom.get(episode, ({}, {}, False))[1]
 
 
 class StatsAggregator:
@@ -466,20 +507,20 @@ class StatsAggregator:
         problems = Counter(self._problems)
         if self._open:
             problems[f"{len(self._open)} episodes started but never ended: left out"] += 1
-        completed, returns, lengths = self._ended.completed()
+        ended = self._ended
         wall_time = (self._end_time - self._start_time
                      if self._start_time is not None and self._end_time is not None else None)
         return {
             "format": FORMAT, "version": FORMAT_VERSION, "run_id": self._run_id,
-            "episode_count": len(completed),
+            "episode_count": ended.completed,
             "step_count": self._steps,
-            "aborted_episode_count": len(self._ended) - len(completed),
+            "aborted_episode_count": ended.aborted,
             "lost_attempt_count": self._lost,
             "steps_per_second": self._steps / wall_time if wall_time else None,
             "wall_time": wall_time,
-            "episode_return": summarize(returns),
-            "episode_length": summarize(lengths),
-            "custom": {spec.name: self._stat_result(spec, completed, problems)
+            "episode_return": summarize(ended.returns.sorted()),
+            "episode_length": summarize(ended.lengths.sorted()),
+            "custom": {spec.name: self._stat_result(spec, ended.completed_with_values(), problems)
                        for spec in self.specs},
             "problems": dict(sorted(problems.items())),
         }

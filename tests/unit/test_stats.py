@@ -14,7 +14,7 @@ from eventroll.errors import ConfigError
 from eventroll.events import Custom, EpisodeEnd, EpisodeStart, RunEnd, RunStart, StepBatch
 from eventroll.runners.loop import NullSink, run_episode
 from eventroll.stats import (StatsAggregator, StatSpec, Statistics, StatsQueryError,
-                             parse_specs, to_json)
+                             ValueCounts, parse_specs, summarize, to_json)
 
 # custom "x" values per episode and step: {episode: {t: [values of field "v"]}}
 VALUES = {0: {0: [1, 3], 1: [2], 2: [6]}, 1: {0: [5], 1: [4, 4, 1]}, 2: {0: [0]}}
@@ -242,6 +242,48 @@ class TestBuiltins:
                 queues = [q for q in queues if q]
             results.append(to_json(aggregate(specs, stream)))
         assert len(set(results)) == 1
+
+
+class TestValueCounts:
+    """The returns and lengths of the completed episodes: the same summary whatever order
+    they come in, and, while the values are few, memory that does not grow."""
+
+    @pytest.mark.parametrize("distinct", [7, ValueCounts.DISTINCT_LIMIT + 500])
+    def test_any_order_gives_the_same_values(self, distinct):
+        values = [float(v) * 0.1 for v in range(distinct)] * 3 + [-0.0, 0.0, math.nan, -5.5]
+        summaries = []
+        for seed in range(3):
+            random.Random(seed).shuffle(values)
+            counts = ValueCounts(np.float64)
+            for value in values:
+                counts.add(value)
+            ordered = counts.sorted()
+            assert len(counts) == len(values) == len(ordered)
+            np.testing.assert_array_equal(ordered[:-1], np.sort([v for v in values
+                                                                 if not math.isnan(v)]))
+            assert math.isnan(ordered[-1])
+            assert not any(v == 0 and math.copysign(1.0, v) < 0 for v in ordered)  # no -0.0
+            summaries.append(to_json({"s": summarize(ordered[:-1])}))
+        assert len(set(summaries)) == 1
+
+    def test_few_distinct_values_keep_memory_flat(self):
+        """A million CartPole-like lengths (500 distinct) take no more memory than the first
+        20,000 (in an array they would take 8 MB)."""
+        import tracemalloc
+
+        counts = ValueCounts(np.int64)
+        rng = np.random.default_rng(0)
+        lengths = rng.integers(8, 508, 1_000_000).tolist()
+        for length in lengths[:20_000]:
+            counts.add(length)
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for length in lengths[20_000:]:
+            counts.add(length)
+        grown = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        assert grown < 64_000, grown
+        assert summarize(counts.sorted())["median"] == float(np.median(lengths))
 
 
 class TestInProcessApi:
