@@ -136,7 +136,7 @@ def _always() -> bool:
     return True
 
 
-Frames = list  # of bytes, or of zmq.Frame as received without a copy (copy=False)
+Frames = list[bytes | zmq.Frame]  # a zmq.Frame when received without a copy (copy=False)
 
 
 def _bytes(frame: bytes | zmq.Frame) -> bytes:

@@ -11,11 +11,13 @@ SUITE = os.path.join(ROOT, "tools", "bench_suite.py")
 
 class TestBenchSuite:
     def test_tiny_run_writes_every_configuration(self, tmp_path):
-        """A one-repeat run of a few thousand steps exits 0, and its JSON holds every
-        configuration of every scenario with positive steps/s, peak memory and the targets."""
+        """A one-repeat run of 20,000 steps exits 0, and its JSON holds every configuration
+        of every scenario with positive steps/s, peak memory and the targets. (With 3,000
+        steps a worker could start and end between two of the suite's looks at /proc,
+        0.1 s apart, and the roles could not be told apart.)"""
         out = tmp_path / "suite.json"
         proc = subprocess.run(
-            [sys.executable, SUITE, "--steps", "3000", "--repeats", "1", "--warmup-steps", "0",
+            [sys.executable, SUITE, "--steps", "20000", "--repeats", "1", "--warmup-steps", "0",
              "--minari-steps", "0", "--async-steps", "1000", "--image-episode-steps", "500",
              "--tmpdir", str(tmp_path), "--json", str(out)],
             cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)

@@ -247,7 +247,9 @@ def test_subscribe_to_a_run_listening_with_curve(tmp_path):
 
     follower = threading.Thread(target=follow, daemon=True)
     follower.start()
-    result = ParallelRunner(n_episodes=300, console=None, live=live, flush_interval=0.01,
+    # long enough (a second or two) for the follower's CURVE handshake to be done mid-run
+    # even on a loaded machine: a subscriber on an endpoint gets what comes after it attached
+    result = ParallelRunner(n_episodes=3000, console=None, live=live, flush_interval=0.01,
                             env_base_seed=1, agent_base_seed=1).run_with(
         "CartPole-v1", run_dir=str(tmp_path / "run"))
     follower.join(15)
