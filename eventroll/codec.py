@@ -117,6 +117,7 @@ def _array_layout(dtype_text: Any, shape: Any) -> tuple[np.dtype, int]:
 
 
 LARGE_ARRAY = 1 << 16  # bytes: an array payload this large is read in place
+_BIN_LENGTH_BYTES = {0xC4: 1, 0xC5: 2, 0xC6: 4}  # msgpack bin 8, 16, 32
 
 
 def _large_ndarray(payload: bytes) -> np.ndarray:
@@ -129,7 +130,7 @@ def _large_ndarray(payload: bytes) -> np.ndarray:
     dtype_text, shape = head.unpack(), head.unpack()
     dtype, nbytes = _array_layout(dtype_text, shape)
     at = head.tell()
-    size_bytes = {0xC4: 1, 0xC5: 2, 0xC6: 4}.get(payload[at], 0)
+    size_bytes = _BIN_LENGTH_BYTES.get(payload[at], 0) if at < len(payload) else 0
     size = int.from_bytes(payload[at + 1:at + 1 + size_bytes], "big")
     start = at + 1 + size_bytes
     if not size_bytes or size != len(payload) - start:

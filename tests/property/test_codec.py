@@ -36,6 +36,20 @@ class TestRoundTrip:
         """Any numeric, bool, bytes or unicode array decodes to an equal array."""
         assert_same(array, codec.decode(codec.encode(array)))
 
+    @pytest.mark.parametrize("array", [
+        np.arange(70_000, dtype=">i4").reshape(7, 10_000),
+        np.full((37, 84, 84), 7, np.uint8),
+        np.linspace(0, 1, 20_000),
+        np.array(["abcd" * 10] * 500),
+        np.zeros((2, 3, 4, 10_000), bool)], ids=lambda a: f"{a.dtype.str}{a.shape}")
+    def test_large_arrays_keep_dtype_shape_and_bytes(self, array):
+        """Arrays of 64 KiB or more, decoded in place from their head, come back equal and
+        writable."""
+        assert array.nbytes >= codec.LARGE_ARRAY
+        decoded = codec.decode(codec.encode(array))
+        assert_same(array, decoded)
+        assert decoded.flags.writeable
+
     @given(scalars())
     def test_numpy_scalars_stay_numpy_scalars(self, scalar):
         """A numpy scalar decodes to a numpy scalar of the same dtype."""
@@ -156,6 +170,24 @@ class TestRefusals:
         payload = msgpack.packb(["<f8", [4], b"\x00" * 8])
         with pytest.raises(CodecError, match="needs 32 bytes"):
             codec.decode(msgpack.packb(msgpack.ExtType(codec.EXT_NDARRAY, payload)))
+
+    @pytest.mark.parametrize("damage", ["truncated", "short shape", "no bin", "head cut",
+                                        "flipped head byte", "wrong dtype"])
+    def test_damaged_large_arrays_raise_codec_error(self, damage):
+        """An array of 64 KiB or more (decoded in place, from its head) that is damaged
+        raises CodecError, whatever the damage."""
+        import msgpack
+
+        payload = msgpack.packb(["|u1", [300, 300], b"\x07" * 90_000])
+        damaged = {"truncated": payload[:-1],
+                   "short shape": msgpack.packb(["|u1", [300, 299], b"\x07" * 90_000]),
+                   "no bin": msgpack.packb(["|u1", [300, 300], "x" * 90_000]),
+                   "head cut": payload[:8] + b"\x00" * 90_000,
+                   "flipped head byte": payload[:3] + bytes([payload[3] ^ 0xFF]) + payload[4:],
+                   "wrong dtype": msgpack.packb(["|O", [300, 300], b"\x07" * 90_000])}[damage]
+        assert len(damaged) >= codec.LARGE_ARRAY
+        with pytest.raises(CodecError):
+            codec.decode(msgpack.packb(msgpack.ExtType(codec.EXT_NDARRAY, damaged)))
 
     def test_object_dtype_is_refused_on_decode(self):
         """A dtype outside the allowed kinds is refused, even when the bytes fit."""
