@@ -53,8 +53,6 @@ class Episode:
 
     def column(self, name: str) -> Any:
         """A step column (``action``, ``observation``, ``reward``, ...) over the whole episode."""
-        if len(self.batches) == 1:  # most episodes of short envs
-            return getattr(self.batches[0], name)
         return concat([getattr(batch, name) for batch in self.batches])
 
 

@@ -239,7 +239,7 @@ def envelope(record: Any) -> tuple[str, int, int]:
     if not (isinstance(kind, str) and kind in EVENT_TYPES):
         raise EventError(f"unknown event kind {kind!r:.40}; known kinds: {', '.join(KINDS)}")
     worker, wseq = record.get("worker"), record.get("wseq")
-    if not ((type(worker) is int or is_int(worker)) and (type(wseq) is int or is_int(wseq))):
+    if not (is_int(worker) and is_int(wseq)):
         raise EventError(f"{kind} event lacks an int 'worker' or 'wseq'")
     return kind, int(worker), int(wseq)
 

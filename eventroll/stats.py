@@ -283,14 +283,12 @@ class ValueCounts:
         self._dtype = np.dtype(dtype)
         self._counts: dict[Any, int] | None = {}
         self._values = array(self._dtype.char)  # once there are too many distinct values
-        self._n = 0
 
     def __len__(self) -> int:
-        return self._n
+        return len(self._values) if self._counts is None else sum(self._counts.values())
 
     def add(self, value: Any) -> None:
         value += 0  # -0.0 counts as 0.0 (they are one key), whichever came first
-        self._n += 1
         counts = self._counts
         if counts is None:
             self._values.append(value)

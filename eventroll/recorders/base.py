@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,7 +96,7 @@ def record_deliveries(recorder: Recorder | RecordRecorder,
     rejected = Rejections()
     failure: str | None = None
     takes_records = getattr(recorder, "takes_records", False)
-    array_kinds = frozenset() if takes_records else getattr(recorder, "array_kinds", None)
+    array_kinds = getattr(recorder, "array_kinds", None)
     parent = os.getppid()
     while subscription.total is None:
         try:
@@ -128,15 +129,20 @@ def record_deliveries(recorder: Recorder | RecordRecorder,
 Item = Union[events.Event, Records]
 
 
-def _split(delivery: Delivery, arrays: bool, rejected: Rejections) -> list[tuple[Any, int]]:
-    """The delivery's decoded records, each with the offset where its bytes end; none (and
+def _records(delivery: Delivery, arrays: bool,
+             rejected: Rejections) -> list[tuple[int, Any, memoryview]]:
+    """The delivery's records in order: each one's seq, decoded map and bytes. None (and
     told in ``rejected``) when the message is malformed."""
     try:
-        return codec.split_records(delivery.body, delivery.n_events, arrays=arrays)
+        records = codec.split_records(delivery.body, delivery.n_events, arrays=arrays)
     except CodecError as exc:
         last = delivery.first_seq + delivery.n_events - 1
         rejected.add(f"the message of seq {delivery.first_seq} to {last}: {exc}")
         return []
+    view = memoryview(delivery.body)
+    starts = [0, *(end for _, end in records[:-1])]
+    return [(seq, record, view[start:end]) for seq, (record, end), start
+            in zip(itertools.count(delivery.first_seq), records, starts)]
 
 
 def _checked(delivery: Delivery, array_kinds: frozenset[str] | None,
@@ -144,16 +150,12 @@ def _checked(delivery: Delivery, array_kinds: frozenset[str] | None,
     """The delivery's events in order, each with its seq, numpy values decoded for
     ``array_kinds`` only (None: all). What fails its checks is left out and told in
     ``rejected``."""
-    view, start = memoryview(delivery.body), 0
-    for seq, (record, end) in enumerate(_split(delivery, array_kinds is None, rejected),
-                                        delivery.first_seq):
+    for seq, record, raw in _records(delivery, array_kinds is None, rejected):
         try:
-            event = _event(record, view[start:end], seq, array_kinds)
+            event = _event(record, raw, seq, array_kinds)
         except (CodecError, EventError) as exc:
             rejected.add(f"seq {seq}: {exc}")
             continue
-        finally:
-            start = end
         checker.observe(seq, event.worker, event.wseq)
         yield seq, event
 
@@ -162,16 +164,13 @@ def _checked_records(delivery: Delivery, checker: SequenceChecker,
                      rejected: Rejections) -> Records:
     """The delivery's records whose envelopes check, each with its seq added: the numpy
     values are not decoded. What fails is left out and told in ``rejected``."""
-    view, start = memoryview(delivery.body), 0
     parts, first = [], -1
-    for seq, (record, end) in enumerate(_split(delivery, False, rejected), delivery.first_seq):
+    for seq, record, raw in _records(delivery, False, rejected):
         try:
             _, worker, wseq = events.envelope(record)
         except EventError as exc:
             rejected.add(f"seq {seq}: {exc}")
             continue
-        finally:
-            raw, start = view[start:end], end
         checker.observe(seq, worker, wseq)
         prefix, header_len = codec.seq_prefix(raw, seq)
         parts += (prefix, raw[header_len:])

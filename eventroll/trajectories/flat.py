@@ -33,7 +33,7 @@ BLOCK_ROWS = 65536
 BLOCK_BYTES = 4 << 20  # a block is also written once its step rows hold about this much
 FLUSH_INTERVAL = 0.5  # s: a block costs 1.5 to 2 ms of HDF5 calls however small, so at
 # full speed blocks of 0.1 s (5,000 CartPole steps) cost 0.3 s a million steps; the event
-# log, flushed at every episode end, is the run's prompt record
+# log, written as each message arrives, is the run's prompt record
 NO_SEED = -1
 CHUNK_BYTES = 1 << 19
 # each dataset's chunk cache: the chunk being filled, and one more. HDF5's default here is
