@@ -7,6 +7,10 @@ travel as msgpack extension types whose payload is itself msgpack:
 * ext 1, ndarray: ``[dtype.str, [dim, ...], raw C-order bytes]``
 * ext 2, numpy scalar: ``[dtype.str, raw bytes]``
 
+A reader may leave arrays undecoded (``arrays=RAW``): each then comes as a
+:class:`RawArray`, its payload as it arrived, decoded when asked for; a recorder that
+only copies arrays into columns of the same shape joins their bytes instead.
+
 Only boolean, integer, float (16 to 64 bit), complex (64 and 128 bit),
 fixed-width bytes (``S``) and unicode (``U``) dtypes are carried; anything else (object arrays, Python objects, sets)
 is refused on encode. Decoding enforces size limits and checks that every array's
@@ -60,7 +64,53 @@ def _bin_head(n: int) -> bytes:
     return b"\xc6" + n.to_bytes(4, "big")
 
 
+class RawArray:
+    """An ndarray extension left undecoded: its payload, checked only when it is read."""
+
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+
+    def decode(self) -> np.ndarray:
+        """The array, checked as :func:`decode` checks it; :class:`CodecError` if malformed."""
+        return _decode_ext(EXT_NDARRAY, self.payload)
+
+    def data(self, dtype: str, shape: tuple[int, ...]) -> bytes | None:
+        """The array's raw C-order bytes if it is an array of ``dtype`` (its ``str``) and
+        ``shape``; None if it is anything else (:meth:`decode` then says what it is)."""
+        head, nbytes = _data_head(dtype, shape)
+        payload = self.payload
+        if len(payload) == len(head) + nbytes and payload.startswith(head):
+            return payload[len(head):]
+        return None
+
+    def __repr__(self) -> str:
+        return f"RawArray({len(self.payload)} bytes)"
+
+
+@functools.lru_cache(maxsize=4096)
+def _data_head(dtype: str, shape: tuple[int, ...]) -> tuple[bytes, int]:
+    """What an array payload of ``dtype`` and ``shape`` holds before its data, as
+    :func:`encode` writes it, and its data's size."""
+    nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    return _ndarray_head(dtype, shape) + _bin_head(nbytes), nbytes
+
+
+def decoded(value: Any) -> Any:
+    """``value`` with every :class:`RawArray` in it (in maps and lists) decoded."""
+    if type(value) is RawArray:
+        return value.decode()
+    if type(value) is dict:
+        return {key: decoded(item) for key, item in value.items()}
+    if type(value) is list:
+        return [decoded(item) for item in value]
+    return value
+
+
 def _encode_default(obj: Any) -> Any:
+    if type(obj) is RawArray:  # written again as it arrived
+        return msgpack.ExtType(EXT_NDARRAY, obj.payload)
     if isinstance(obj, np.ndarray):
         if not _DTYPE_RE.match(obj.dtype.str):
             raise CodecError(f"cannot encode a numpy array of dtype {obj.dtype}; use a bool, "
@@ -208,29 +258,41 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
         raise CodecError(f"malformed msgpack ({type(exc).__name__}: {exc})") from exc
 
 
+RAW = "raw"  # ``arrays=RAW``: ndarrays come as RawArray, numpy scalars decoded
+
+
 def _no_value(code: int, payload: bytes) -> None:
     return None
 
 
-@functools.lru_cache(maxsize=8)
-def _plain_kwargs(limits: Limits) -> dict[str, Any]:
-    """Unpacker options that leave numpy values out (None in their place)."""
-    return {**_unpack_kwargs(limits), "ext_hook": _no_value}
+def _raw_array(code: int, payload: bytes) -> Any:
+    return RawArray(payload) if code == EXT_NDARRAY else _decode_ext(code, payload)
+
+
+@functools.lru_cache(maxsize=16)
+def _reader_kwargs(limits: Limits, arrays: bool | str) -> dict[str, Any]:
+    """Unpacker options for ``limits``: numpy values decoded (``arrays=True``), left out
+    (False: None in their place) or arrays left undecoded (:data:`RAW`)."""
+    hooks = {True: _decode_ext, False: _no_value, RAW: _raw_array}
+    if arrays not in hooks:
+        raise ValueError(f"arrays must be True, False or {RAW!r}, got {arrays!r}")
+    return {**_unpack_kwargs(limits), "ext_hook": hooks[arrays]}
 
 
 def split_records(body: bytes, count: int, limits: Limits = DEFAULT_LIMITS, *,
-                  arrays: bool = True) -> list[tuple[Any, int]]:
+                  arrays: bool | str = True) -> list[tuple[Any, int]]:
     """Decode the ``count`` msgpack values written one after the other in ``body`` (a bus
     message's BODY): each value with the offset where its bytes end. With
     ``arrays=False`` numpy values are not decoded (None in their place), for readers
     of the plain fields only: a CartPole ``step.batch`` then takes a quarter of the
-    time. Raises :class:`CodecError` on anything malformed, a value cut short or
+    time; ``arrays=RAW`` leaves arrays as :class:`RawArray`. Raises :class:`CodecError`
+    on anything malformed, a value cut short or
     another number of values included."""
     if len(body) > limits.max_message_bytes:
         raise CodecError(f"message of {len(body)} bytes exceeds the limit of "
                          f"{limits.max_message_bytes} bytes")
     unpacker = msgpack.Unpacker(max_buffer_size=max(len(body), 1),
-                                **(_unpack_kwargs(limits) if arrays else _plain_kwargs(limits)))
+                                **_reader_kwargs(limits, arrays))
     unpacker.feed(body)
     values = []
     try:
@@ -249,11 +311,12 @@ def split_records(body: bytes, count: int, limits: Limits = DEFAULT_LIMITS, *,
     return values
 
 
-def stream_unpacker(limits: Limits = DEFAULT_LIMITS, *, arrays: bool = True) -> msgpack.Unpacker:
+def stream_unpacker(limits: Limits = DEFAULT_LIMITS, *,
+                    arrays: bool | str = True) -> msgpack.Unpacker:
     """An Unpacker for a stream of records (an event log), with the same checks;
-    ``arrays=False`` leaves numpy values out, as :func:`split_records` does."""
+    ``arrays`` as for :func:`split_records`."""
     return msgpack.Unpacker(max_buffer_size=limits.max_message_bytes,
-                            **(_unpack_kwargs(limits) if arrays else _plain_kwargs(limits)))
+                            **_reader_kwargs(limits, arrays))
 
 
 def _map_header(n: int) -> bytes:

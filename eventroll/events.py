@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
+from eventroll.codec import RawArray, decoded
 from eventroll.errors import EventError
 
 DRIVER = -1
@@ -38,7 +39,7 @@ class Event:
     def to_record(self) -> dict[str, Any]:
         """The event as a flat map, ready to encode. ``seq`` is left to the hub."""
         record: dict[str, Any] = {"kind": self.KIND}
-        for key, attr, *_ in _FIELDS[self.KIND]:
+        for key, attr in _KEYS[self.KIND]:
             record[key] = getattr(self, attr)
         if self.seq >= 0:
             record["seq"] = self.seq
@@ -215,20 +216,58 @@ def _accepted(type_text: str) -> tuple[frozenset[type] | None, tuple[type, ...]]
             tuple(t for option in options for t in _TYPES[option][1]))
 
 
-# (record key, attribute, exact types, further types, required)
-FieldSpec = tuple[str, str, "frozenset[type] | None", tuple, bool]
+def _reader(cls: type[Event]) -> Callable[[dict, bool], Event]:
+    """The function that checks a decoded map against the fields of ``cls`` and builds the
+    event: ``read(record, arrays)``, as :func:`from_record` describes. Its source is
+    written here, one check per field, as :mod:`dataclasses` writes ``__init__``: a loop
+    over the fields took twice as long, and a recorder reads every event."""
+    namespace: dict[str, Any] = {"cls": cls, "_ABSENT": _ABSENT, "RawArray": RawArray,
+                                 "np": np, "_lacks": _lacks, "_wrong": _wrong}
+    lines, arguments = ["def read(record, arrays):", "    get = record.get"], []
+    for i, f in enumerate(dataclasses.fields(cls)):
+        key, value = _record_key(f.name), f"v{i}"
+        exact, further = _accepted(str(f.type))
+        lines.append(f"    {value} = get({key!r}, _ABSENT)")
+        if f.name == "seq":
+            exact, further = frozenset({int}), (np.integer,)
+        if f.default is not dataclasses.MISSING:
+            namespace[f"default{i}"] = f.default
+            absent = f"{value} = default{i}"
+        elif f.default_factory is not dataclasses.MISSING:
+            namespace[f"factory{i}"] = f.default_factory
+            absent = f"{value} = factory{i}()"
+        else:
+            absent = f"_lacks(record, {key!r})"
+        lines += [f"    if {value} is _ABSENT:", f"        {absent}"]
+        if exact is not None:
+            namespace[f"exact{i}"], namespace[f"further{i}"] = exact, further
+            wrong = f"type({value}) not in exact{i}"
+            if further:
+                wrong += f" and not isinstance({value}, further{i})"
+            if np.ndarray in exact:  # left undecoded
+                wrong += f" and not (not arrays and ({value} is None or type({value}) is RawArray))"
+            lines += [f"    elif {wrong}:", f"        _wrong(record, {key!r}, {value})"]
+        arguments.append(f"{f.name}={value}")
+    lines.append(f"    return cls({', '.join(arguments)})")
+    exec("\n".join(lines), namespace)  # noqa: S102 (our own source, from the dataclass fields)
+    return namespace["read"]
 
 
-def _fields_of(cls: type[Event]) -> tuple[FieldSpec, ...]:
-    """How each field of a kind but ``seq`` is read from a record and checked."""
-    return tuple(
-        (_record_key(f.name), f.name, *_accepted(str(f.type)),
-         f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
-        for f in dataclasses.fields(cls) if f.name != "seq"
-    )
+def _lacks(record: dict, key: str) -> None:
+    raise EventError(f"{record['kind']} event lacks the field {key!r}")
 
 
-_FIELDS = {kind: _fields_of(cls) for kind, cls in EVENT_TYPES.items()}
+def _wrong(record: dict, key: str, value: Any) -> None:
+    if key == "seq":
+        raise EventError(f"{record['kind']} event field 'seq' should be int")
+    raise EventError(f"{record['kind']} event field {key!r} has the wrong type "
+                     f"({type(value).__name__})")
+
+
+_READERS = {kind: _reader(cls) for kind, cls in EVENT_TYPES.items()}
+# each kind's (record key, attribute) but seq, for to_record
+_KEYS = {kind: tuple((_record_key(f.name), f.name) for f in dataclasses.fields(cls)
+                     if f.name != "seq") for kind, cls in EVENT_TYPES.items()}
 
 
 def envelope(record: Any) -> tuple[str, int, int]:
@@ -248,37 +287,30 @@ def from_record(record: Any, *, arrays: bool = True) -> Event:
     """Check a decoded map against its kind and return the typed event.
 
     ``arrays=False``: the map was decoded without its numpy values (None in their
-    place, :func:`eventroll.codec.split_records`), so the step columns are not checked,
-    and a field that may be an array (run.start's seeds) may be None.
+    place, or :class:`~eventroll.codec.RawArray` for arrays: ``arrays`` of
+    :func:`eventroll.codec.split_records`), so the step columns' lengths are not checked,
+    and a field that may be an array (run.start's seeds) may be undecoded.
     """
     if not isinstance(record, dict):
         raise EventError(f"an event must be a map, got {type(record).__name__}")
     kind = record.get("kind")
-    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
-    if cls is None:
+    read = _READERS.get(kind) if isinstance(kind, str) else None
+    if read is None:
         raise EventError(f"unknown event kind {kind!r:.40}; known kinds: {', '.join(KINDS)}")
-    values: dict[str, Any] = {}
-    get = record.get
-    for key, attr, exact, further, required in _FIELDS[kind]:
-        value = get(key, _ABSENT)
-        if value is _ABSENT:
-            if required:
-                raise EventError(f"{kind} event lacks the field {key!r}")
-            continue
-        if exact is not None and type(value) not in exact and not (
-                further and isinstance(value, further)) and not (
-                value is None and not arrays and np.ndarray in exact):  # left undecoded
-            raise EventError(f"{kind} event field {key!r} has the wrong type "
-                             f"({type(value).__name__})")
-        values[attr] = value
-    if "seq" in record:
-        if not is_int(record["seq"]):
-            raise EventError(f"{kind} event field 'seq' should be int")
-        values["seq"] = record["seq"]
-    event = cls(**values)
-    if arrays and isinstance(event, StepBatch):
-        _check_step_batch(event)
+    event = read(record, arrays)
+    if kind == "step.batch":
+        _check_step_batch(event, arrays)
     return event
+
+
+def from_raw_record(record: Any, array_kinds: frozenset[str]) -> Event:
+    """:func:`from_record` for a map decoded with its arrays left undecoded
+    (``arrays=RAW`` of :mod:`eventroll.codec`): events of ``array_kinds`` get their
+    arrays decoded, others keep them as :class:`~eventroll.codec.RawArray`."""
+    kind = record.get("kind") if type(record) is dict else None
+    if type(kind) is str and kind in array_kinds:
+        return from_record(decoded(record))
+    return from_record(record, arrays=False)
 
 
 def _column_length(column: Any) -> int | None:
@@ -289,13 +321,16 @@ def _column_length(column: Any) -> int | None:
     return None
 
 
-def _check_step_batch(batch: StepBatch) -> None:
+def _check_step_batch(batch: StepBatch, arrays: bool) -> None:
+    """A batch's counts and its columns' lengths (the decoded ones: ``arrays``)."""
     if batch.n < 1 or batch.t0 < 0:
         raise EventError(f"step.batch of episode {batch.episode} has n={batch.n}, t0={batch.t0}")
+    if batch.info is not None and len(batch.info) != batch.n:
+        raise EventError(f"step.batch column 'info' does not hold n={batch.n} steps")
+    if not arrays:
+        return
     for name in ("reward", "terminated", "truncated"):
         if _column_length(getattr(batch, name)) != batch.n:
             raise EventError(f"step.batch column {name!r} does not hold n={batch.n} steps")
-    if batch.info is not None and len(batch.info) != batch.n:
-        raise EventError(f"step.batch column 'info' does not hold n={batch.n} steps")
     if batch.logits is not None and _column_length(batch.logits) not in (batch.n, None):
         raise EventError(f"step.batch column 'logits' does not hold n={batch.n} steps")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 import time
@@ -192,12 +191,14 @@ def replay_run(run_dir: str, out_dir: str, *, layout: str = "flat") -> dict[str,
     alone, with the recording options the run had (from its ``run.start``); each event
     is decoded once and handed to both recorders. Returns their reports, with the
     steps and events read and the wall time."""
+    from eventroll.recorders.base import array_kinds
     from eventroll.recorders.eventlog import event_log_path, read_events
 
     log = event_log_path(run_dir)
-    events = read_events(log)
     started = time.perf_counter()
-    first = next(events, None)
+    head = read_events(log)
+    first = next(head, None)
+    head.close()
     if first is None or first.KIND != "run.start":
         raise ConfigError(f"{log} does not begin with run.start; it cannot be replayed")
     recorded = dict(first.config.get("recording") or {})
@@ -213,7 +214,7 @@ def replay_run(run_dir: str, out_dir: str, *, layout: str = "flat") -> dict[str,
                  for spec in recorder_specs(options, out_dir, first.run_id, first.env)}
     steps = count = 0
     try:
-        for event in itertools.chain([first], events):
+        for event in read_events(log, array_kinds(recorders.values())):
             count += 1
             if event.KIND == "step.batch":
                 steps += event.n

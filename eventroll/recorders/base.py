@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, Union
 
@@ -29,10 +29,10 @@ class Recorder(Protocol):
     """Builds one artifact from typed events; the same object serves live and replay.
 
     A recorder that reads the numpy values (observations, actions, ...) of some kinds
-    only names them in ``array_kinds``; events of other kinds then come without
-    them (None in their place), which spares decoding them: a CartPole
-    ``step.batch`` decodes in a quarter of the time. Without ``array_kinds``
-    every event comes whole.
+    only names them in ``array_kinds``; events of other kinds then come with their
+    arrays undecoded (:class:`~eventroll.codec.RawArray`), which spares decoding
+    them: a recorder that copies them into columns joins their bytes. Without
+    ``array_kinds`` every event comes whole.
     """
 
     array_kinds: frozenset[str] | None
@@ -129,7 +129,7 @@ def record_deliveries(recorder: Recorder | RecordRecorder,
 Item = Union[events.Event, Records]
 
 
-def _records(delivery: Delivery, arrays: bool,
+def _records(delivery: Delivery, arrays: bool | str,
              rejected: Rejections) -> list[tuple[int, Any, memoryview]]:
     """The delivery's records in order: each one's seq, decoded map and bytes. None (and
     told in ``rejected``) when the message is malformed."""
@@ -150,9 +150,12 @@ def _checked(delivery: Delivery, array_kinds: frozenset[str] | None,
     """The delivery's events in order, each with its seq, numpy values decoded for
     ``array_kinds`` only (None: all). What fails its checks is left out and told in
     ``rejected``."""
-    for seq, record, raw in _records(delivery, array_kinds is None, rejected):
+    arrays = True if array_kinds is None else codec.RAW
+    for seq, record, _ in _records(delivery, arrays, rejected):
         try:
-            event = _event(record, raw, seq, array_kinds)
+            event = (events.from_record(record) if array_kinds is None else
+                     events.from_raw_record(record, array_kinds))
+            event.seq = seq
         except (CodecError, EventError) as exc:
             rejected.add(f"seq {seq}: {exc}")
             continue
@@ -176,19 +179,6 @@ def _checked_records(delivery: Delivery, checker: SequenceChecker,
         parts += (prefix, raw[header_len:])
         first = seq if first < 0 else first
     return Records(first, len(parts) // 2, parts)
-
-
-def _event(record: Any, raw: memoryview, seq: int,
-           array_kinds: frozenset[str] | None) -> events.Event:
-    """One decoded record as a typed event, numpy values decoded for ``array_kinds`` only
-    (None: all)."""
-    arrays = array_kinds is None
-    kind = record.get("kind") if isinstance(record, dict) else None
-    if not arrays and isinstance(kind, str) and kind in array_kinds:
-        record, arrays = codec.decode(raw), True
-    event = events.from_record(record, arrays=arrays)
-    event.seq = seq
-    return event
 
 
 def _handle(recorder: Any, item: Item | None, seq: int = -1) -> str | None:
@@ -224,6 +214,12 @@ def _report(recorder: Recorder, failure: str | None, errors: list[str],
     return {**report, **counts, "errors": errors}
 
 
+def array_kinds(recorders: Iterable[Any]) -> frozenset[str] | None:
+    """The kinds whose arrays some of ``recorders`` read (None: every kind's)."""
+    kinds = [getattr(recorder, "array_kinds", None) for recorder in recorders]
+    return None if None in kinds else frozenset().union(*kinds)
+
+
 class RecorderGroup:
     """Typed recorders sharing one process: each event is decoded once and handed to
     every member in turn. A member that raises stops alone, and the others go on, as
@@ -236,8 +232,7 @@ class RecorderGroup:
         self._members = dict(members)
         self._active = tuple(self._members.items())
         self._failures: dict[str, str] = {}
-        kinds = [getattr(member, "array_kinds", None) for member in self._members.values()]
-        self.array_kinds = None if None in kinds else frozenset().union(*kinds)
+        self.array_kinds = array_kinds(self._members.values())
 
     def handle(self, event: events.Event) -> None:
         for name, member in self._active:
@@ -302,7 +297,7 @@ def replay(recorder: Recorder, event_log: str) -> dict[str, Any]:
     from eventroll.recorders.eventlog import read_events
 
     try:
-        for event in read_events(event_log):
+        for event in read_events(event_log, array_kinds([recorder])):
             recorder.handle(event)
     finally:
         report = recorder.close()

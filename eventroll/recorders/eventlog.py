@@ -64,16 +64,19 @@ class EventLogReader:
     leaves it); ``truncated_bytes`` then says how many bytes were left over.
     A malformed record in the middle raises :class:`CodecError` with its offset.
     :meth:`appended` follows a log that is still being written. ``arrays=False``
-    leaves numpy values out (None), about four times faster.
+    leaves numpy values out (None), about four times faster; ``arrays=RAW``
+    (:mod:`eventroll.codec`) leaves arrays undecoded but those of ``array_kinds``.
     """
 
     CHUNK = 1 << 20
 
-    def __init__(self, path: str | os.PathLike[str], *, arrays: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, arrays: bool | str = True,
+                 array_kinds: frozenset[str] = frozenset()) -> None:
         self.path = os.fspath(path)
         self.truncated_bytes = 0
         self._consumed = 0
         self._arrays = arrays
+        self._array_kinds = array_kinds
         self.header: dict[str, Any] = {}
         self._following: tuple[BinaryIO, Any] | None = None  # (file, unpacker) of appended()
 
@@ -101,8 +104,12 @@ class EventLogReader:
 
     def events(self) -> Iterator[events.Event]:
         """Yield each record as a typed event."""
-        for record in self.records():
-            yield events.from_record(record, arrays=self._arrays)
+        if self._arrays == codec.RAW:
+            for record in self.records():
+                yield events.from_raw_record(record, self._array_kinds)
+        else:
+            for record in self.records():
+                yield events.from_record(record, arrays=self._arrays)
 
     def __iter__(self) -> Iterator[events.Event]:
         return self.events()
@@ -157,6 +164,11 @@ def event_log_path(path: str | os.PathLike[str]) -> str:
     return path
 
 
-def read_events(path: str | os.PathLike[str]) -> Iterator[events.Event]:
-    """Yield the typed events of an event log, stopping cleanly at a truncated tail."""
-    return EventLogReader(path).events()
+def read_events(path: str | os.PathLike[str],
+                array_kinds: frozenset[str] | None = None) -> Iterator[events.Event]:
+    """Yield the typed events of an event log, stopping cleanly at a truncated tail; with
+    ``array_kinds``, only events of those kinds get their arrays decoded (others keep
+    them as :class:`~eventroll.codec.RawArray`)."""
+    if array_kinds is None:
+        return EventLogReader(path).events()
+    return EventLogReader(path, arrays=codec.RAW, array_kinds=array_kinds).events()

@@ -19,6 +19,8 @@ class TrajectoryRecorder:
     The writer is created at ``run.start``, which carries the spaces. ``layout``
     is ``flat`` (``path`` is the HDF5 file) or ``minari`` (``path`` is the
     datasets root, as ``MINARI_DATASETS_PATH``; ``dataset_id`` the dataset's id).
+    The flat layout takes the steps' arrays undecoded (it joins their bytes); of
+    run.start it reads the seeds.
     """
 
     def __init__(self, path: str, *, layout: str = "flat", dataset_id: str | None = None,
@@ -31,18 +33,19 @@ class TrajectoryRecorder:
         self._options = dict(next_observations=next_observations, infos=infos, logits=logits,
                              block_rows=block_rows, flush_interval=flush_interval)
         self._dataset_id = dataset_id
+        self.array_kinds = frozenset({"run.start"}) if layout == "flat" else None
         self._collector = TrajectoryCollector()
         self._writer: Any = None
 
     def handle(self, event: events.Event) -> None:
         if event.KIND == "run.start":
             self._writer = self._open(event)
-        trajectory = self._collector.handle(event)
-        if trajectory is not None:
+        episode = self._collector.ended(event)
+        if episode is not None:
             if self._writer is None:
                 raise ConfigError("an episode ended before run.start: cannot record trajectories "
                                   "without the run's spaces")
-            self._writer.add(trajectory)
+            self._writer.add_episode(episode)
 
     def _open(self, start: events.RunStart) -> Any:
         observation_space = space_from_description(start.observation_space)

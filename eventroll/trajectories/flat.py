@@ -22,9 +22,10 @@ import numpy as np
 from gymnasium import spaces
 
 from eventroll import codec
+from eventroll.episodes import Episode
 from eventroll.errors import ConfigError, EventError
 from eventroll.spaces import describe_space, space_from_description
-from eventroll.trajectories.record import STATUSES, Trajectory, rows
+from eventroll.trajectories.record import STATUSES, Trajectory, episode_of, rows, trajectory_of
 
 FORMAT = "eventroll-trajectories"
 FORMAT_VERSION = 1
@@ -145,17 +146,11 @@ class Column:
         self.dataset.flush()
 
 
-def _blank(shape: tuple[int, ...], dtype: Any) -> Any:
-    """A stand-in value for an episode without observations."""
+def _blank(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """A stand-in row for an episode without observations."""
     if h5py.check_string_dtype(np.dtype(dtype)) is not None:
-        return ""
-    return np.zeros(shape, dtype=dtype)
-
-
-def _column(arrays: list[Any]) -> np.ndarray:
-    """One column from the columns of a block's episodes (strings as objects for h5py)."""
-    data = np.concatenate(arrays) if len(arrays) > 1 else np.asarray(arrays[0])
-    return data.astype(object) if data.dtype.kind == "U" else data
+        return np.full((1, *shape), "")
+    return np.zeros((1, *shape), dtype=dtype)
 
 
 def _heap_rows(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -163,6 +158,51 @@ def _heap_rows(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     blobs = [codec.encode(value) for value in values]
     data = np.frombuffer(b"".join(blobs), dtype=np.uint8)
     return data, np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs))
+
+
+class Rows:
+    """The rows of one dataset, taken from many arrays and joined once per block.
+
+    An array that came undecoded (:class:`~eventroll.codec.RawArray`) in the dtype
+    the first one had is taken as its bytes, checked against the shape it must have
+    without decoding it: a block's rows are then one ``join``. Others are decoded,
+    checked and kept as arrays.
+    """
+
+    def __init__(self, name: str, row_shape: tuple[int, ...]) -> None:
+        self.name = name
+        self.row_shape = row_shape
+        self.wire: str | None = None  # the dtype (its str) of the arrays taken as bytes
+        self.parts: list[bytes | np.ndarray] = []
+
+    def part(self, value: Any, n: int | None) -> bytes | np.ndarray:
+        """``value`` checked to hold ``n`` rows (None: to be one row itself)."""
+        shape = self.row_shape if n is None else (n, *self.row_shape)
+        if type(value) is codec.RawArray:
+            if self.wire is not None:
+                data = value.data(self.wire, shape)
+                if data is not None:
+                    return data
+            value = value.decode()
+            if self.wire is None:
+                self.wire = value.dtype.str
+        array = np.asarray(value)
+        if array.shape != shape:
+            raise EventError(f"{self.name} holds an array of shape {array.shape}, "
+                             f"expected {shape}")
+        return array
+
+    def take(self) -> np.ndarray:
+        """The rows taken since the last call, joined (strings as objects for h5py)."""
+        parts, self.parts = self.parts, []
+        wire, shape = self.wire, self.row_shape
+        if all(type(part) is bytes for part in parts):
+            data = np.frombuffer(b"".join(parts), wire).reshape(-1, *shape)
+        else:
+            data = np.concatenate([
+                (np.frombuffer(part, wire) if type(part) is bytes else part).reshape(-1, *shape)
+                for part in parts])
+        return data.astype(object) if data.dtype.kind == "U" else data
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -179,22 +219,31 @@ class BlockWriter:
     ``max_block_episodes`` episodes, or about ``BLOCK_BYTES`` of step rows of
     ``row_bytes`` each: memory stays bounded with large observations) are buffered,
     ``flush_interval`` seconds after the oldest buffered episode ended (:meth:`tick`),
-    and at close. Subclasses write a block in :meth:`_write_block`."""
+    and at close. Subclasses write a block in :meth:`_write_block`; what they buffer
+    (:class:`Trajectory` s here) they choose."""
 
     max_block_episodes: float = float("inf")
 
     def __init__(self, block_rows: int, flush_interval: float, row_bytes: int = 1) -> None:
         self.block_rows = max(1, min(block_rows, BLOCK_BYTES // max(row_bytes, 1)))
         self.flush_interval = flush_interval
-        self._buffer: list[Trajectory] = []
+        self._buffer: list[Any] = []
         self._buffered_rows = 0
         self._oldest = 0.0
 
     def add(self, trajectory: Trajectory) -> None:
+        """Buffer a whole episode."""
+        self._buffered(trajectory)
+
+    def add_episode(self, episode: Episode) -> None:
+        """Buffer an ended episode (``end`` set), as it came from its events."""
+        self.add(trajectory_of(episode))
+
+    def _buffered(self, episode: Trajectory | Episode) -> None:
         if not self._buffer:
             self._oldest = time.monotonic()
-        self._buffer.append(trajectory)
-        self._buffered_rows += trajectory.length
+        self._buffer.append(episode)
+        self._buffered_rows += episode.length
         if (self._buffered_rows >= self.block_rows
                 or len(self._buffer) >= self.max_block_episodes):
             self.flush()
@@ -209,18 +258,20 @@ class BlockWriter:
             block, self._buffer, self._buffered_rows = self._buffer, [], 0
             self._write_block(block)
 
-    def _write_block(self, block: list[Trajectory]) -> None:
+    def _write_block(self, block: list[Any]) -> None:
         raise NotImplementedError
 
 
 class FlatWriter(BlockWriter):
-    """Appends :class:`Trajectory` s to a flat HDF5 file, in blocks.
+    """Appends episodes to a flat HDF5 file, in blocks.
 
-    ``add`` buffers whole episodes; they are written and flushed together once
-    ``block_rows`` steps are buffered or ``flush_interval`` seconds after the
-    oldest buffered episode ended (:meth:`tick`), and at :meth:`close`. A flush
-    holds whole episodes only: step rows are written and flushed before the
-    index rows that point at them.
+    ``add`` (a :class:`Trajectory`) and ``add_episode`` (an ended :class:`Episode`,
+    as its events brought it) check an episode's arrays against the spaces and take
+    its rows (:class:`Rows`: undecoded arrays as their bytes); they are joined,
+    written and flushed together once ``block_rows`` steps are buffered or
+    ``flush_interval`` seconds after the oldest buffered episode ended
+    (:meth:`tick`), and at :meth:`close`. A flush holds whole episodes only: step
+    rows are written and flushed before the index rows that point at them.
     """
 
     def __init__(self, path: str, observation_space: spaces.Space, action_space: spaces.Space, *,
@@ -240,6 +291,12 @@ class FlatWriter(BlockWriter):
         self._create_layout(run_id, env)
         self._file.swmr_mode = True
         self.episodes = self.steps = 0
+        leaves = self._observation_leaves
+        self._resets = [Rows("reset observation" + suffix, shape) for suffix, _, shape, _ in leaves]
+        self._nexts = [Rows("observation" + suffix, shape) for suffix, _, shape, _ in leaves]
+        self._actions = [Rows("action" + suffix, shape) for suffix, _, shape, _ in self._action_leaves]
+        self._flags = [Rows(name, ()) for name in ("reward", "terminated", "truncated")]
+        self._heap_values: dict[str, list[Any]] = {name: [] for name in self._heaps()}
 
     def _create_layout(self, run_id: str, env: str) -> None:
         file = self._file
@@ -274,14 +331,61 @@ class FlatWriter(BlockWriter):
         names = [name for name in HEAPS if self.options[name]]
         return names + (["episodes/reset_infos"] if self.options["infos"] else [])
 
-    def _write_block(self, block: list[Trajectory]) -> None:
+    # -- taking episodes --------------------------------------------------------------
+    def add(self, trajectory: Trajectory) -> None:
+        self.add_episode(episode_of(trajectory))
+
+    def add_episode(self, episode: Episode) -> None:
+        try:
+            taken = self._rows_of(episode)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:  # codec and event errors too
+            raise EventError(f"episode {episode.index}: {exc}") from None
+        for rows_, part in taken:  # all or nothing: the block stays whole episodes
+            rows_.parts.append(part)
+        if self._heap_values:
+            self._take_heaps(episode)
+        self._buffered(episode)
+
+    def _rows_of(self, episode: Episode) -> list[tuple[Rows, bytes | np.ndarray]]:
+        """Each array of an episode checked, with the rows it goes to."""
+        taken = []
+        reset = episode.reset_observation
+        for (_, keys, shape, dtype), rows_ in zip(self._observation_leaves, self._resets):
+            taken.append((rows_, _blank(shape, dtype) if reset is None else
+                          rows_.part(pick(reset, keys), None)))
+        for batch in episode.batches:
+            n = batch.n
+            for (_, keys, _, _), rows_ in zip(self._observation_leaves, self._nexts):
+                taken.append((rows_, rows_.part(pick(batch.observation, keys), n)))
+            for (_, keys, _, _), rows_ in zip(self._action_leaves, self._actions):
+                taken.append((rows_, rows_.part(pick(batch.action, keys), n)))
+            for column, rows_ in zip((batch.reward, batch.terminated, batch.truncated),
+                                     self._flags):
+                taken.append((rows_, rows_.part(column, n)))
+        return taken
+
+    def _take_heaps(self, episode: Episode) -> None:
+        heaps = self._heap_values
+        for batch in episode.batches:
+            if self.options["infos"]:
+                heaps["infos"] += batch.info or [{}] * batch.n
+            if self.options["logits"]:
+                logits = codec.decoded(batch.logits)
+                heaps["logits"] += ([None] * batch.n if logits is None else
+                                    [rows(logits, t) for t in range(batch.n)])
+        if self.options["infos"]:
+            heaps["episodes/reset_infos"].append(episode.reset_info or {})
+
+    # -- writing -----------------------------------------------------------------------
+    def _write_block(self, block: list[Episode]) -> None:
         """Write a block and flush the file: step rows first, then the index rows."""
         first_row = self._datasets["rewards"].rows
-        lengths = np.fromiter((t.length for t in block), np.int64, len(block))
-        stepped = [t for t in block if t.length]
-        if stepped:
-            self._write_steps(stepped)
-        self._write_observations(block, lengths, stepped)
+        lengths = np.fromiter((episode.length for episode in block), np.int64, len(block))
+        self._write_steps()
+        self._write_observations(lengths)
+        for name, values in self._heap_values.items():
+            self._append_heap(name, values)
+            values.clear()
         for column in self._datasets.values():
             column.flush()
         self._write_index(block, lengths, first_row)
@@ -289,61 +393,56 @@ class FlatWriter(BlockWriter):
         self.episodes += len(block)
         self.steps += int(lengths.sum())
 
-    def _write_steps(self, block: list[Trajectory]) -> None:
-        actions = [t.actions for t in block]
-        for suffix, keys, _, _ in self._action_leaves:
-            self._datasets["actions" + suffix].append(_column([pick(a, keys) for a in actions]))
-        for name in ("rewards", "terminations", "truncations"):
-            self._datasets[name].append(np.concatenate([getattr(t, name) for t in block]))
-        if self.options["infos"]:
-            self._append_heap("infos", [info for t in block for info in (t.infos or [{}] * t.length)])
-        if self.options["logits"]:
-            self._append_heap("logits", [row for t in block for row in _logit_rows(t)])
+    def _write_steps(self) -> None:
+        for (suffix, _, _, _), rows_ in zip(self._action_leaves, self._actions):
+            self._append_rows("actions" + suffix, rows_)
+        for name, rows_ in zip(("rewards", "terminations", "truncations"), self._flags):
+            self._append_rows(name, rows_)
 
-    def _write_observations(self, block: list[Trajectory], lengths: np.ndarray,
-                            stepped: list[Trajectory]) -> None:
+    def _append_rows(self, name: str, rows_: Rows) -> None:
+        if rows_.parts:
+            self._datasets[name].append(rows_.take())
+
+    def _write_observations(self, lengths: np.ndarray) -> None:
         """Step observations, next observations and final observations of a block, leaf by
         leaf: the observation before a step is the reset one at an episode's first step,
         else the previous step's next observation."""
         ends = np.cumsum(lengths)
-        firsts = (ends - lengths)[lengths > 0]
-        has_reset = [t.reset_observation is not None for t in block]
-        for suffix, keys, shape, dtype in self._observation_leaves:
-            resets = [pick(t.reset_observation, keys) if ok else _blank(shape, dtype)
-                      for t, ok in zip(block, has_reset)]
-            resets = _column([np.asarray(r)[None] for r in resets])
+        stepped = lengths > 0
+        firsts = (ends - lengths)[stepped]
+        for (suffix, _, _, _), resets, nexts in zip(self._observation_leaves, self._resets,
+                                                    self._nexts):
+            resets = resets.take()
             finals = resets.copy()
-            if stepped:
-                nexts = _column([pick(t.next_observations, keys) for t in stepped])
+            if nexts.parts:
+                nexts = nexts.take()
                 steps = np.empty_like(nexts)
                 steps[1:] = nexts[:-1]  # one contiguous copy, then each episode's first row
-                steps[firsts] = resets[lengths > 0]
-                finals[lengths > 0] = nexts[ends[lengths > 0] - 1]
+                steps[firsts] = resets[stepped]
+                finals[stepped] = nexts[ends[stepped] - 1]
                 self._datasets["observations" + suffix].append(steps)
                 if self.options["next_observations"]:
                     self._datasets["next_observations" + suffix].append(nexts)
             self._datasets[FINALS + suffix].append(finals)
-        if self.options["infos"]:
-            self._append_heap("episodes/reset_infos", [t.reset_info or {} for t in block])
 
     def _append_heap(self, name: str, values: list[Any]) -> None:
         data, lengths = _heap_rows(values)
         self._datasets[f"{name}/end"].append(self._datasets[f"{name}/data"].rows + np.cumsum(lengths))
         self._datasets[f"{name}/data"].append(data)
 
-    def _write_index(self, block: list[Trajectory], lengths: np.ndarray, first_row: int) -> None:
+    def _write_index(self, block: list[Episode], lengths: np.ndarray, first_row: int) -> None:
         n = len(block)
         columns = {
-            "index": np.fromiter((t.index for t in block), np.int64, n),
+            "index": np.fromiter((e.index for e in block), np.int64, n),
             "start": first_row + np.cumsum(lengths) - lengths, "length": lengths,
-            "env_seed": np.fromiter((NO_SEED if t.env_seed is None else t.env_seed
-                                     for t in block), np.int64, n),
-            "agent_seed": np.fromiter((NO_SEED if t.agent_seed is None else t.agent_seed
-                                       for t in block), np.int64, n),
-            "worker": np.fromiter((t.worker for t in block), np.int32, n),
-            "status": np.fromiter((STATUS_CODES[t.status] for t in block), np.uint8, n),
-            "return": np.fromiter((t.return_ for t in block), np.float64, n),
-            "reset": np.fromiter((t.reset_observation is not None for t in block), bool, n)}
+            "env_seed": np.fromiter((NO_SEED if e.env_seed is None else e.env_seed
+                                     for e in block), np.int64, n),
+            "agent_seed": np.fromiter((NO_SEED if e.agent_seed is None else e.agent_seed
+                                       for e in block), np.int64, n),
+            "worker": np.fromiter((e.worker for e in block), np.int32, n),
+            "status": np.fromiter((STATUS_CODES[e.end.status] for e in block), np.uint8, n),
+            "return": np.fromiter((e.end.return_ for e in block), np.float64, n),
+            "reset": np.fromiter((e.reset_observation is not None for e in block), bool, n)}
         for name, values in columns.items():
             self._index[name].append(values)
 
@@ -369,12 +468,6 @@ def _unraisable_ignored() -> Iterator[None]:
         yield
     finally:
         sys.unraisablehook, sys.excepthook = hooks
-
-
-def _logit_rows(trajectory: Trajectory) -> list[Any]:
-    if trajectory.logits is None:
-        return [None] * trajectory.length
-    return [rows(trajectory.logits, t) for t in range(trajectory.length)]
 
 
 # -- reading ---------------------------------------------------------------------------

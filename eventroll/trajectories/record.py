@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from eventroll.episodes import Episode
-from eventroll.events import EpisodeEnd, Event, RunStart
+from eventroll.events import EpisodeEnd, Event, RunStart, StepBatch
 
 STATUSES = ("terminated", "truncated", "aborted", "incomplete")
 
@@ -91,10 +91,11 @@ class Trajectory:
 
 
 class TrajectoryCollector:
-    """Turns a stream of events (workers interleaved) into whole :class:`Trajectory` s.
+    """Turns a stream of events (workers interleaved) into whole episodes.
 
-    Feed every event to :meth:`handle`; it returns the finished trajectory at
-    each ``episode.end``. Only the episodes in flight are held in memory.
+    Feed every event to :meth:`handle`; it returns the finished :class:`Trajectory`
+    at each ``episode.end`` (:meth:`ended` returns the :class:`Episode` itself, its
+    batches as they came). Only the episodes in flight are held in memory.
     """
 
     def __init__(self) -> None:
@@ -102,6 +103,11 @@ class TrajectoryCollector:
         self._open: dict[int, Episode] = {}
 
     def handle(self, event: Event) -> Trajectory | None:
+        episode = self.ended(event)
+        return None if episode is None else trajectory_of(episode)
+
+    def ended(self, event: Event) -> Episode | None:
+        """Take one event; at ``episode.end``, return that episode, whole, ``end`` set."""
         kind = event.KIND
         if kind == "step.batch":
             episode = self._open.get(event.episode)
@@ -111,7 +117,12 @@ class TrajectoryCollector:
         elif kind == "episode.start":
             self._open[event.episode] = Episode.started(event)
         elif kind == "episode.end":
-            return self._finish(event, self._open.pop(event.episode, None))
+            episode = self._open.pop(event.episode, None)
+            if episode is None:  # aborted in reset: no observations, no steps
+                episode = Episode(event.episode, event.worker, *self._seeds(event.episode),
+                                  reset_observation=None, reset_info=None)
+            episode.end = event
+            return episode
         elif kind == "episode.lost":  # what arrived of it is void; it may be played again
             self._open.pop(event.episode, None)
         elif kind == "run.start":
@@ -129,24 +140,41 @@ class TrajectoryCollector:
             return None, None
         return int(start.env_seeds[index]), int(start.agent_seeds[index])
 
-    def _finish(self, end: EpisodeEnd, episode: Episode | None) -> Trajectory:
-        if episode is None:  # aborted in reset: no observations, no steps
-            episode = Episode(end.episode, end.worker, *self._seeds(end.episode),
-                              reset_observation=None, reset_info=None)
-        batches, column = episode.batches, episode.column
-        next_observations = actions = infos = logits = None
-        rewards = np.zeros(0, np.float64)
-        terminations = truncations = np.zeros(0, bool)
-        if batches:
-            next_observations, actions = column("observation"), column("action")
-            rewards = np.asarray(column("reward"), dtype=np.float64)
-            terminations = np.asarray(column("terminated"), dtype=bool)
-            truncations = np.asarray(column("truncated"), dtype=bool)
-            if any(batch.info for batch in batches):
-                infos = [info for batch in batches for info in (batch.info or [{}] * batch.n)]
-            if batches[0].logits is not None:
-                logits = column("logits")
-        return Trajectory(end.episode, episode.worker, episode.env_seed, episode.agent_seed,
-                          end.status, float(end.return_), episode.reset_observation,
-                          next_observations, actions, rewards, terminations, truncations, infos,
-                          episode.reset_info, logits)
+
+def trajectory_of(episode: Episode) -> Trajectory:
+    """An ended episode (``end`` set) as a :class:`Trajectory`, its columns joined."""
+    end, batches, column = episode.end, episode.batches, episode.column
+    next_observations = actions = infos = logits = None
+    rewards = np.zeros(0, np.float64)
+    terminations = truncations = np.zeros(0, bool)
+    if batches:
+        next_observations, actions = column("observation"), column("action")
+        rewards = np.asarray(column("reward"), dtype=np.float64)
+        terminations = np.asarray(column("terminated"), dtype=bool)
+        truncations = np.asarray(column("truncated"), dtype=bool)
+        if any(batch.info for batch in batches):
+            infos = [info for batch in batches for info in (batch.info or [{}] * batch.n)]
+        if batches[0].logits is not None:
+            logits = column("logits")
+    return Trajectory(end.episode, episode.worker, episode.env_seed, episode.agent_seed,
+                      end.status, float(end.return_), episode.reset_observation,
+                      next_observations, actions, rewards, terminations, truncations, infos,
+                      episode.reset_info, logits)
+
+
+def episode_of(trajectory: Trajectory) -> Episode:
+    """A :class:`Trajectory` as an ended :class:`Episode`: its steps one batch."""
+    episode = Episode(trajectory.index, trajectory.worker, trajectory.env_seed,
+                      trajectory.agent_seed, trajectory.reset_observation, trajectory.reset_info)
+    if trajectory.length:
+        episode.add(StepBatch(
+            worker=trajectory.worker, episode=trajectory.index, t0=0, n=trajectory.length,
+            action=trajectory.actions, observation=trajectory.next_observations,
+            reward=trajectory.rewards, terminated=trajectory.terminations,
+            truncated=trajectory.truncations, info=trajectory.infos, logits=trajectory.logits))
+    status = trajectory.status
+    episode.end = EpisodeEnd(
+        worker=trajectory.worker, episode=trajectory.index, length=trajectory.length,
+        return_=trajectory.return_, terminated=status == "terminated",
+        truncated=status == "truncated", aborted=status == "aborted", wall_time=0.0)
+    return episode

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from eventroll import ParallelRunner, SequentialRunner, read_events
+from eventroll import ParallelRunner, SequentialRunner, codec, read_events
 from eventroll.episodes import assemble
 from eventroll.errors import ConfigError, EventError
 from eventroll.recorders.base import replay
@@ -133,6 +133,48 @@ class TestFlatLayout:
                 assert_same(a.observations, b.observations)
                 assert_same(a.actions, b.actions)
                 assert (a.status, a.return_, a.env_seed) == (b.status, b.return_, b.env_seed)
+
+    def test_undecoded_arrays_give_the_same_file(self, parallel_run, tmp_path):
+        """The recorder joins the bytes of arrays it was given undecoded (as live and
+        in replay); fed the same events decoded, it writes the same datasets."""
+        raw, whole = str(tmp_path / "raw.h5"), str(tmp_path / "whole.h5")
+        options = dict(next_observations=True, infos=True)
+        replay(TrajectoryRecorder(raw, **options), parallel_run.event_log)
+        recorder = TrajectoryRecorder(whole, **options)
+        for event in read_events(parallel_run.event_log):
+            recorder.handle(event)
+        recorder.close()
+        assert datasets(raw) == datasets(whole)
+        assert len(datasets(raw)) == 20  # infos, reset infos and next observations too
+
+
+def datasets(path: str) -> dict[str, tuple[str, bytes]]:
+    """Every dataset of an HDF5 file: its dtype and bytes."""
+    found = {}
+    with h5py.File(path, "r") as file:
+        file.visititems(lambda name, item: found.update({name: (
+            item.dtype.str, item[()].tobytes())}) if isinstance(item, h5py.Dataset) else None)
+    return found
+
+
+def test_a_batch_of_the_wrong_shape_stops_the_recorder_and_names_it(tmp_path):
+    """A step.batch whose observations do not hold its n rows is refused with the episode
+    and column named; the episodes before it are written whole."""
+    runner = SequentialRunner(n_episodes=3, console=None, **SEEDS)
+    result = runner.run_with("CartPole-v1", run_dir=str(tmp_path / "run"))
+    recorder = TrajectoryRecorder(str(tmp_path / "t.h5"))
+    taken = list(read_events(result.event_log, frozenset({"run.start"})))
+    batches = [event for event in taken if event.KIND == "step.batch"]
+    damaged = batches[1]
+    damaged.observation = codec.split_records(codec.encode(
+        damaged.observation.decode()[:-1]), 1, arrays=codec.RAW)[0][0]
+    with pytest.raises(EventError, match=f"episode {damaged.episode}: observation holds an "
+                                         r"array of shape \(\d+, 4\), expected"):
+        for event in taken:
+            recorder.handle(event)
+    assert recorder.close()["episodes"] == 1
+    with open_trajectories(tmp_path / "t.h5") as trajectories:
+        assert trajectories.indices == [batches[0].episode]
 
 
 @pytest.mark.parametrize("kind", sorted(sample_spaces()))

@@ -77,6 +77,50 @@ class TestRoundTrip:
         assert_same(event.to_record(), {k: v for k, v in decoded.to_record().items() if k != "seq"})
 
 
+class TestRawArrays:
+    """Arrays left undecoded (``arrays=RAW``): checked when read, written again unchanged."""
+
+    @staticmethod
+    def raw(value):
+        [(record, _)] = codec.split_records(codec.encode(value), 1, arrays=codec.RAW)
+        return record
+
+    @given(arrays())
+    def test_a_raw_array_decodes_and_gives_its_bytes(self, array):
+        raw = self.raw(array)
+        assert type(raw) is codec.RawArray
+        assert_same(array, raw.decode())
+        assert raw.data(array.dtype.str, array.shape) == array.tobytes()
+        assert codec.encode(raw) == codec.encode(array)
+
+    @given(arrays(max_dims=2))
+    def test_data_is_none_for_another_shape_or_dtype(self, array):
+        raw = self.raw(array)
+        assert raw.data(array.dtype.str, (*array.shape, 1)) is None
+        assert raw.data(array.dtype.str, (7, *array.shape)) is None
+        other = "<i2" if array.dtype.str != "<i2" else "<u2"
+        assert raw.data(other, array.shape) is None
+
+    @given(values)
+    def test_decoded_gives_the_value_with_every_array_decoded(self, value):
+        """Nested arrays come raw, and ``decoded`` gives the value; scalars come decoded."""
+        assert_same(value, codec.decoded(self.raw(value)))
+        assert_same(value, codec.decode(codec.encode(self.raw(value))))
+
+    def test_a_damaged_raw_array_raises_codec_error_when_read(self):
+        import msgpack
+
+        payload = msgpack.packb(["<f8", [4], b"\x00" * 8])
+        raw = self.raw(msgpack.ExtType(codec.EXT_NDARRAY, payload))
+        assert raw.data("<f8", (4,)) is None and raw.data("<f8", (1,)) is None
+        with pytest.raises(CodecError, match="needs 32 bytes"):
+            raw.decode()
+
+    def test_unknown_arrays_mode_is_refused(self):
+        with pytest.raises(ValueError, match="arrays must be"):
+            codec.split_records(codec.encode(1), 1, arrays="lazy")
+
+
 class TestSplitRecords:
     @given(st.lists(every_event, min_size=1, max_size=5))
     def test_a_body_splits_into_its_records(self, batch):
