@@ -9,7 +9,9 @@ travel as msgpack extension types whose payload is itself msgpack:
 
 A reader may leave arrays undecoded (``arrays=RAW``): each then comes as a
 :class:`RawArray`, its payload as it arrived, decoded when asked for; a recorder that
-only copies arrays into columns of the same shape joins their bytes instead.
+only copies arrays into columns of the same shape checks that a payload begins with
+the :func:`array_head` of the dtype and shape it must have, and joins the data that
+follows instead.
 
 Only boolean, integer, float (16 to 64 bit), complex (64 and 128 bit),
 fixed-width bytes (``S``) and unicode (``U``) dtypes are carried; anything else (object arrays, Python objects, sets)
@@ -76,25 +78,17 @@ class RawArray:
         """The array, checked as :func:`decode` checks it; :class:`CodecError` if malformed."""
         return _decode_ext(EXT_NDARRAY, self.payload)
 
-    def data(self, dtype: str, shape: tuple[int, ...]) -> bytes | None:
-        """The array's raw C-order bytes if it is an array of ``dtype`` (its ``str``) and
-        ``shape``; None if it is anything else (:meth:`decode` then says what it is)."""
-        head, nbytes = _data_head(dtype, shape)
-        payload = self.payload
-        if len(payload) == len(head) + nbytes and payload.startswith(head):
-            return payload[len(head):]
-        return None
-
     def __repr__(self) -> str:
         return f"RawArray({len(self.payload)} bytes)"
 
 
 @functools.lru_cache(maxsize=4096)
-def _data_head(dtype: str, shape: tuple[int, ...]) -> tuple[bytes, int]:
-    """What an array payload of ``dtype`` and ``shape`` holds before its data, as
-    :func:`encode` writes it, and its data's size."""
+def array_head(dtype: str, shape: tuple[int, ...]) -> tuple[bytes, int]:
+    """What the payload of an array of ``dtype`` (its ``str``) and ``shape`` holds before
+    its data, as :func:`encode` writes it, and the payload's whole size."""
     nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-    return _ndarray_head(dtype, shape) + _bin_head(nbytes), nbytes
+    head = _ndarray_head(dtype, shape) + _bin_head(nbytes)
+    return head, len(head) + nbytes
 
 
 def decoded(value: Any) -> Any:

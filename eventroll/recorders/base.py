@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, Union
 
@@ -114,11 +113,16 @@ def record_deliveries(recorder: Recorder | RecordRecorder,
         if takes_records:
             records = _checked_records(delivery, checker, rejected)
             if failure is None and records.count:
-                failure = _handle(recorder, records, records.first_seq)
+                failure = _handle(recorder, records)
+        elif failure is None:
+            for event in _checked(delivery, array_kinds, checker, rejected):
+                try:
+                    recorder.handle(event)
+                except Exception as exc:  # the artifact is incomplete from here; keep draining
+                    failure = _failure(recorder, event, exc)
+                    break
         else:
-            for seq, event in _checked(delivery, array_kinds, checker, rejected):
-                if failure is None:
-                    failure = _handle(recorder, event, seq)
+            _checked(delivery, array_kinds, checker, rejected)
         if failure is None:
             failure = _handle(recorder, None)
     checker.finish(subscription.total)
@@ -129,46 +133,46 @@ def record_deliveries(recorder: Recorder | RecordRecorder,
 Item = Union[events.Event, Records]
 
 
-def _records(delivery: Delivery, arrays: bool | str,
-             rejected: Rejections) -> list[tuple[int, Any, memoryview]]:
-    """The delivery's records in order: each one's seq, decoded map and bytes. None (and
-    told in ``rejected``) when the message is malformed."""
+def _split(delivery: Delivery, arrays: bool | str,
+           rejected: Rejections) -> list[tuple[Any, int]]:
+    """The delivery's records in order, each decoded with the offset where its bytes end;
+    none (and told in ``rejected``) when the message is malformed."""
     try:
-        records = codec.split_records(delivery.body, delivery.n_events, arrays=arrays)
+        return codec.split_records(delivery.body, delivery.n_events, arrays=arrays)
     except CodecError as exc:
         last = delivery.first_seq + delivery.n_events - 1
         rejected.add(f"the message of seq {delivery.first_seq} to {last}: {exc}")
         return []
-    view = memoryview(delivery.body)
-    starts = [0, *(end for _, end in records[:-1])]
-    return [(seq, record, view[start:end]) for seq, (record, end), start
-            in zip(itertools.count(delivery.first_seq), records, starts)]
 
 
 def _checked(delivery: Delivery, array_kinds: frozenset[str] | None,
-             checker: SequenceChecker, rejected: Rejections) -> Iterator[tuple[int, events.Event]]:
-    """The delivery's events in order, each with its seq, numpy values decoded for
+             checker: SequenceChecker, rejected: Rejections) -> list[events.Event]:
+    """The delivery's events in order, ``seq`` set, numpy values decoded for
     ``array_kinds`` only (None: all). What fails its checks is left out and told in
     ``rejected``."""
     arrays = True if array_kinds is None else codec.RAW
-    for seq, record, _ in _records(delivery, arrays, rejected):
+    taken = []
+    for seq, (record, _) in enumerate(_split(delivery, arrays, rejected), delivery.first_seq):
         try:
             event = (events.from_record(record) if array_kinds is None else
                      events.from_raw_record(record, array_kinds))
-            event.seq = seq
         except (CodecError, EventError) as exc:
             rejected.add(f"seq {seq}: {exc}")
             continue
+        event.seq = seq
         checker.observe(seq, event.worker, event.wseq)
-        yield seq, event
+        taken.append(event)
+    return taken
 
 
 def _checked_records(delivery: Delivery, checker: SequenceChecker,
                      rejected: Rejections) -> Records:
     """The delivery's records whose envelopes check, each with its seq added: the numpy
     values are not decoded. What fails is left out and told in ``rejected``."""
-    parts, first = [], -1
-    for seq, record, raw in _records(delivery, False, rejected):
+    parts, first, start = [], -1, 0
+    view = memoryview(delivery.body)
+    for seq, (record, end) in enumerate(_split(delivery, False, rejected), delivery.first_seq):
+        raw, start = view[start:end], end
         try:
             _, worker, wseq = events.envelope(record)
         except EventError as exc:
@@ -181,27 +185,29 @@ def _checked_records(delivery: Delivery, checker: SequenceChecker,
     return Records(first, len(parts) // 2, parts)
 
 
-def _handle(recorder: Any, item: Item | None, seq: int = -1) -> str | None:
-    """Hand one event to the recorder (None: a tick); return the error that stops it."""
+def _handle(recorder: Any, item: Item | None) -> str | None:
+    """Hand one message's records or a tick (None) to the recorder; return the error that
+    stops it."""
     try:
         if item is None:
             recorder.tick()
-        elif isinstance(item, Records):
-            recorder.handle_records(item)
         else:
-            recorder.handle(item)
+            recorder.handle_records(item)
     except Exception as exc:  # the artifact is incomplete from here; keep draining the bus
-        where = "" if item is None else f" at seq {seq} ({_kind(item)})"
-        path = getattr(recorder, "path", None)
-        rebuild = ("" if getattr(recorder, "takes_records", False) else
-                   "; `eventroll replay` rebuilds it from the event log")
-        return (f"stopped writing {path or 'its artifact'}{where}: {write_error(exc)}; it holds "
-                f"what was written before{rebuild}")
+        return _failure(recorder, item, exc)
     return None
 
 
-def _kind(item: Item) -> str:
-    return f"{item.count} records" if isinstance(item, Records) else item.KIND
+def _failure(recorder: Any, item: Item | None, exc: Exception) -> str:
+    """What stopped a recorder that raised ``exc`` taking ``item`` (None: a tick)."""
+    where = "" if item is None else (
+        f" at seq {item.first_seq} ({item.count} records)" if isinstance(item, Records) else
+        f" at seq {item.seq} ({item.KIND})")
+    path = getattr(recorder, "path", None)
+    rebuild = ("" if getattr(recorder, "takes_records", False) else
+               "; `eventroll replay` rebuilds it from the event log")
+    return (f"stopped writing {path or 'its artifact'}{where}: {write_error(exc)}; it holds "
+            f"what was written before{rebuild}")
 
 
 def _report(recorder: Recorder, failure: str | None, errors: list[str],
@@ -236,9 +242,10 @@ class RecorderGroup:
 
     def handle(self, event: events.Event) -> None:
         for name, member in self._active:
-            failure = _handle(member, event, event.seq)
-            if failure is not None:
-                self._stop(name, failure)
+            try:
+                member.handle(event)
+            except Exception as exc:  # this member's artifact is incomplete; the others go on
+                self._stop(name, _failure(member, event, exc))
 
     def tick(self) -> None:
         for name, member in self._active:

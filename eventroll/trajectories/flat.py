@@ -174,18 +174,21 @@ class Rows:
         self.row_shape = row_shape
         self.wire: str | None = None  # the dtype (its str) of the arrays taken as bytes
         self.parts: list[bytes | np.ndarray] = []
+        self._heads: dict[int | None, tuple[bytes, int]] = {}  # by n: codec.array_head
 
     def part(self, value: Any, n: int | None) -> bytes | np.ndarray:
         """``value`` checked to hold ``n`` rows (None: to be one row itself)."""
-        shape = self.row_shape if n is None else (n, *self.row_shape)
         if type(value) is codec.RawArray:
-            if self.wire is not None:
-                data = value.data(self.wire, shape)
-                if data is not None:
-                    return data
+            head = self._heads.get(n)
+            payload = value.payload
+            if head is not None and len(payload) == head[1] and payload.startswith(head[0]):
+                return payload[len(head[0]):]
             value = value.decode()
             if self.wire is None:
                 self.wire = value.dtype.str
+        shape = self.row_shape if n is None else (n, *self.row_shape)
+        if self.wire is not None and n not in self._heads and len(self._heads) < 4096:
+            self._heads[n] = codec.array_head(self.wire, shape)
         array = np.asarray(value)
         if array.shape != shape:
             raise EventError(f"{self.name} holds an array of shape {array.shape}, "
@@ -296,6 +299,7 @@ class FlatWriter(BlockWriter):
         self._nexts = [Rows("observation" + suffix, shape) for suffix, _, shape, _ in leaves]
         self._actions = [Rows("action" + suffix, shape) for suffix, _, shape, _ in self._action_leaves]
         self._flags = [Rows(name, ()) for name in ("reward", "terminated", "truncated")]
+        self._step_rows = self._nexts + self._actions + self._flags  # a batch's, in order
         self._heap_values: dict[str, list[Any]] = {name: [] for name in self._heaps()}
 
     def _create_layout(self, run_id: str, env: str) -> None:
@@ -348,20 +352,17 @@ class FlatWriter(BlockWriter):
 
     def _rows_of(self, episode: Episode) -> list[tuple[Rows, bytes | np.ndarray]]:
         """Each array of an episode checked, with the rows it goes to."""
-        taken = []
         reset = episode.reset_observation
-        for (_, keys, shape, dtype), rows_ in zip(self._observation_leaves, self._resets):
-            taken.append((rows_, _blank(shape, dtype) if reset is None else
-                          rows_.part(pick(reset, keys), None)))
+        taken = [(rows_, _blank(shape, dtype) if reset is None else
+                  rows_.part(pick(reset, keys), None))
+                 for (_, keys, shape, dtype), rows_ in zip(self._observation_leaves, self._resets)]
         for batch in episode.batches:
             n = batch.n
-            for (_, keys, _, _), rows_ in zip(self._observation_leaves, self._nexts):
-                taken.append((rows_, rows_.part(pick(batch.observation, keys), n)))
-            for (_, keys, _, _), rows_ in zip(self._action_leaves, self._actions):
-                taken.append((rows_, rows_.part(pick(batch.action, keys), n)))
-            for column, rows_ in zip((batch.reward, batch.terminated, batch.truncated),
-                                     self._flags):
-                taken.append((rows_, rows_.part(column, n)))
+            columns = [pick(batch.observation, keys) for _, keys, _, _ in self._observation_leaves]
+            columns += [pick(batch.action, keys) for _, keys, _, _ in self._action_leaves]
+            columns += (batch.reward, batch.terminated, batch.truncated)
+            taken += [(rows_, rows_.part(column, n))
+                      for rows_, column in zip(self._step_rows, columns)]
         return taken
 
     def _take_heaps(self, episode: Episode) -> None:

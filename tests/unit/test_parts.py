@@ -158,9 +158,8 @@ def test_a_recorder_rejects_an_event_whose_kind_is_no_name(kind):
     body = codec.encode({"kind": kind, "worker": 0, "wseq": 0}) + codec.encode(
         {"kind": "custom", "worker": 0, "wseq": 1, "time": 0.0, "name": "ok"})
     rejected = Rejections()
-    taken = list(_checked(Delivery(0, 2, body), frozenset({"custom"}), SequenceChecker(),
-                          rejected))
-    assert [(seq, event.KIND) for seq, event in taken] == [(1, "custom")]
+    taken = _checked(Delivery(0, 2, body), frozenset({"custom"}), SequenceChecker(), rejected)
+    assert [(event.seq, event.KIND) for event in taken] == [(1, "custom")]
     assert rejected.count == 1 and rejected.first[0].startswith("seq 0: unknown event kind")
 
 
