@@ -4,8 +4,8 @@
 #   tools/cpu_per_process.sh                                   # all recorders, 9000 episodes
 #   tools/cpu_per_process.sh runner.record_trajectory=false recording.stats=false
 #   SUBSCRIBERS=10 NICE=19 tools/cpu_per_process.sh runner=parallel
-# Prints "pid:seconds" in start order (driver, hub, recorders in the order of
-# recording.py, workers), then the run's steps line.
+# Prints "name:seconds" for every process in start order (the names eventroll gives
+# its processes: driver, er-compose, hub, recorders, workers), then the run's steps line.
 # With SUBSCRIBERS=N, N live subscribers (eventroll.subscribe, numpy values not decoded)
 # attach as soon as the run's bus.json appears, at niceness NICE (default 0), in this
 # shell's session, like the run (Linux's autogroups share the CPU between sessions
@@ -27,11 +27,12 @@ sum(1 for _ in subscribe(sys.argv[1], arrays=False))' "$run_dir" &
         subscribers+=($!)
     done
 fi
-declare -A ticks
+declare -A ticks names
 while kill -0 "$driver" 2>/dev/null; do
     for pid in "$driver" $(pgrep -P "$driver" || true) "${subscribers[@]}"; do
         if read -r -a stat < "/proc/$pid/stat" 2>/dev/null; then
             ticks[$pid]=$(( stat[13] + stat[14] ))
+            names[$pid]=$(tr -d '\n' < "/proc/$pid/comm" 2>/dev/null || echo "?")
         fi
     done
     sleep 0.2
@@ -40,7 +41,7 @@ ended=$(date +%s.%N)
 hz=$(getconf CLK_TCK)
 seconds() { echo "scale=2; ${ticks[$1]:-0} / $hz" | bc; }
 for pid in $(printf '%s\n' "${!ticks[@]}" | sort -n); do
-    [[ " ${subscribers[*]} " == *" $pid "* ]] || printf '%s:%ss ' "$pid" "$(seconds "$pid")"
+    [[ " ${subscribers[*]} " == *" $pid "* ]] || printf '%s:%ss ' "${names[$pid]}" "$(seconds "$pid")"
 done
 echo
 if [ ${#subscribers[@]} -gt 0 ]; then

@@ -13,6 +13,7 @@ import sys
 from eventroll import __version__
 from eventroll.cli.args import UsageError, early_priority
 from eventroll.errors import EventrollError
+from eventroll.memory import keep_freed_memory
 
 FOLLOWERS = ("tail", "watch")  # they follow a run at a lowered CPU priority (--nice)
 
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     # one BLAS thread a process unless told otherwise: rollout processes are already one
     # per core, and numpy's import starts a thread a core otherwise (60 ms here)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    keep_freed_memory()
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
         print(usage(), end="")

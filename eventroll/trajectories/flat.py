@@ -164,7 +164,7 @@ class Rows:
     """The rows of one dataset, taken from many arrays and joined once per block.
 
     An array that came undecoded (:class:`~eventroll.codec.RawArray`) in the dtype
-    the first one had is taken as its bytes, checked against the shape it must have
+    the first one had is taken as a view of its bytes, checked against the shape it must have
     without decoding it: a block's rows are then one ``join``. Others are decoded,
     checked and kept as arrays.
     """
@@ -173,16 +173,16 @@ class Rows:
         self.name = name
         self.row_shape = row_shape
         self.wire: str | None = None  # the dtype (its str) of the arrays taken as bytes
-        self.parts: list[bytes | np.ndarray] = []
+        self.parts: list[memoryview | np.ndarray] = []
         self._heads: dict[int | None, tuple[bytes, int]] = {}  # by n: codec.array_head
 
-    def part(self, value: Any, n: int | None) -> bytes | np.ndarray:
+    def part(self, value: Any, n: int | None) -> memoryview | np.ndarray:
         """``value`` checked to hold ``n`` rows (None: to be one row itself)."""
         if type(value) is codec.RawArray:
             head = self._heads.get(n)
             payload = value.payload
             if head is not None and len(payload) == head[1] and payload.startswith(head[0]):
-                return payload[len(head[0]):]
+                return memoryview(payload)[len(head[0]):]  # the data, not copied
             value = value.decode()
             if self.wire is None:
                 self.wire = value.dtype.str
@@ -199,11 +199,11 @@ class Rows:
         """The rows taken since the last call, joined (strings as objects for h5py)."""
         parts, self.parts = self.parts, []
         wire, shape = self.wire, self.row_shape
-        if all(type(part) is bytes for part in parts):
+        if all(type(part) is memoryview for part in parts):
             data = np.frombuffer(b"".join(parts), wire).reshape(-1, *shape)
         else:
             data = np.concatenate([
-                (np.frombuffer(part, wire) if type(part) is bytes else part).reshape(-1, *shape)
+                (np.frombuffer(part, wire) if type(part) is memoryview else part).reshape(-1, *shape)
                 for part in parts])
         return data.astype(object) if data.dtype.kind == "U" else data
 
@@ -350,7 +350,7 @@ class FlatWriter(BlockWriter):
             self._take_heaps(episode)
         self._buffered(episode)
 
-    def _rows_of(self, episode: Episode) -> list[tuple[Rows, bytes | np.ndarray]]:
+    def _rows_of(self, episode: Episode) -> list[tuple[Rows, memoryview | np.ndarray]]:
         """Each array of an episode checked, with the rows it goes to."""
         reset = episode.reset_observation
         taken = [(rows_, _blank(shape, dtype) if reset is None else
