@@ -17,6 +17,13 @@ process, timed with ``time.perf_counter``:
 * ``decode only``: ``read_events`` over the log, for reference.
 * ``minari layout, recorder alone`` and ``stats, recorder alone``, when those
   recorders are present in this checkout.
+* ``process loop, trajectories+stats`` and ``process loop, event log``: the
+  loop a recorder process runs (``record_deliveries``), fed the log's records
+  as the hub delivers them (``MESSAGE_RECORDS`` records a message, about the
+  512 steps a worker sends at once), through a stand-in for the subscription
+  socket; timed in CPU seconds of this process (``time.process_time``), so
+  that the machine's other load counts less. Run it with ``PYTHONPATH`` set to
+  another checkout to compare two versions side by side.
 
 It prints the median steps/s of each, the spread of the repeats and the bytes
 per step of each artifact (file size / steps).
@@ -41,6 +48,7 @@ from collections.abc import Callable
 from typing import Any
 
 from eventroll import SequentialRunner, read_events
+from eventroll.recorders.base import record_deliveries
 from eventroll.recorders.trajectories import TrajectoryRecorder
 
 STEPS_PER_EPISODE = 22.2
@@ -92,6 +100,55 @@ def recorders(workdir: str) -> dict[str, Callable[[str], tuple[Any, str]]]:
     return found
 
 
+MESSAGE_RECORDS = 69
+
+
+class Deliveries:
+    """Stands in for a recorder's subscription: hands out the messages, then the total."""
+
+    def __init__(self, messages: list[Any], total: int) -> None:
+        self._messages = iter(messages)
+        self._total = total
+        self.total: int | None = None
+
+    def receive(self, timeout: float) -> Any:
+        message = next(self._messages, None)
+        if message is None:
+            self.total = self._total
+        return message
+
+
+def messages_of(log: str) -> tuple[list[Any], int]:
+    """The log's records as bus deliveries of ``MESSAGE_RECORDS`` records, and their count."""
+    from eventroll import codec
+    from eventroll.bus import Delivery
+    from eventroll.recorders.eventlog import EventLogReader
+
+    records = [codec.encode({key: value for key, value in record.items() if key != "seq"})
+               for record in EventLogReader(log).records()]
+    return [Delivery(first, len(records[first:first + MESSAGE_RECORDS]),
+                     b"".join(records[first:first + MESSAGE_RECORDS]))
+            for first in range(0, len(records), MESSAGE_RECORDS)], len(records)
+
+
+def process_loops(workdir: str) -> dict[str, Callable[[str], Any]]:
+    """name -> factory(round tag) of the recorder a recorder process runs."""
+    from eventroll.recorders.base import RecorderGroup
+    from eventroll.recorders.eventlog import EventLogRecorder
+    from eventroll.recorders.stats import StatsRecorder
+
+    def trajectories_and_stats(tag: str) -> Any:
+        return RecorderGroup({
+            "trajectories": TrajectoryRecorder(os.path.join(workdir, f"loop-{tag}.h5")),
+            "stats": StatsRecorder(os.path.join(workdir, f"loop-{tag}.json"), [])})
+
+    def event_log(tag: str) -> Any:
+        return EventLogRecorder(os.path.join(workdir, f"loop-{tag}.msgpack"), run_id="bench")
+
+    return {"process loop, trajectories+stats": trajectories_and_stats,
+            "process loop, event log": event_log}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=1_000_000)
@@ -102,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         log, steps = record_log(workdir, args.steps)
         print(f"source log: {steps:,} steps, {size_of(log) / steps:.1f} bytes/step", file=sys.stderr)
         decoded = list(read_events(log))
+        messages, n_records = messages_of(log)
         factories = recorders(workdir)
+        loops = process_loops(workdir)
         times: dict[str, list[float]] = {}
         sizes: dict[str, float] = {}
         for round_index in range(args.repeats):
@@ -122,6 +181,13 @@ def main(argv: list[str] | None = None) -> int:
                     feed(recorder, read_events(log))
                     times.setdefault(f"{name}, decode + record", []).append(
                         time.perf_counter() - started)
+            for name, factory in loops.items():
+                recorder = factory(str(round_index))
+                started = time.process_time()
+                report = record_deliveries(recorder, Deliveries(messages, n_records))
+                times.setdefault(name, []).append(time.process_time() - started)
+                if report["errors"]:
+                    sys.exit(f"{name}: {report['errors'][:3]}")
             print(f"round {round_index + 1}/{args.repeats} done", file=sys.stderr)
         print(f"| measure ({steps:,} CartPole steps, {args.repeats} repeats) | median steps/s "
               "| spread | bytes/step |")

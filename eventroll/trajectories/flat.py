@@ -222,8 +222,9 @@ class BlockWriter:
     ``max_block_episodes`` episodes, or about ``BLOCK_BYTES`` of step rows of
     ``row_bytes`` each: memory stays bounded with large observations) are buffered,
     ``flush_interval`` seconds after the oldest buffered episode ended (:meth:`tick`),
-    and at close. Subclasses write a block in :meth:`_write_block`; what they buffer
-    (:class:`Trajectory` s here) they choose."""
+    and at close. Subclasses write a block in :meth:`_write_block`. What is buffered is
+    a :class:`Trajectory` an episode (``add_episode`` makes one), unless a subclass takes
+    episodes as they came (:class:`FlatWriter`)."""
 
     max_block_episodes: float = float("inf")
 
