@@ -76,7 +76,12 @@ class RawArray:
 
     def decode(self) -> np.ndarray:
         """The array, checked as :func:`decode` checks it; :class:`CodecError` if malformed."""
-        return _decode_ext(EXT_NDARRAY, self.payload)
+        try:
+            return _decode_ext(EXT_NDARRAY, self.payload)
+        except CodecError:
+            raise
+        except Exception as exc:  # msgpack raises many types on garbage; all are ours to wrap
+            raise CodecError(f"malformed ndarray extension ({type(exc).__name__}: {exc})") from None
 
     def __repr__(self) -> str:
         return f"RawArray({len(self.payload)} bytes)"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from eventroll import events
-from eventroll.errors import ConfigError
+from eventroll.errors import ConfigError, EventError
+from eventroll.recorders.base import Rejections
 from eventroll.spaces import space_from_description
 from eventroll.trajectories.flat import BLOCK_ROWS, FLUSH_INTERVAL, FlatWriter
 from eventroll.trajectories.record import TrajectoryCollector
@@ -20,7 +21,8 @@ class TrajectoryRecorder:
     is ``flat`` (``path`` is the HDF5 file) or ``minari`` (``path`` is the
     datasets root, as ``MINARI_DATASETS_PATH``; ``dataset_id`` the dataset's id).
     The flat layout takes the steps' arrays undecoded (it joins their bytes); of
-    run.start it reads the seeds.
+    run.start it reads the seeds. An episode whose arrays do not fit the spaces is
+    left out, and the report says which and why.
     """
 
     def __init__(self, path: str, *, layout: str = "flat", dataset_id: str | None = None,
@@ -36,6 +38,7 @@ class TrajectoryRecorder:
         self.array_kinds = frozenset({"run.start"}) if layout == "flat" else None
         self._collector = TrajectoryCollector()
         self._writer: Any = None
+        self._left_out = Rejections()
 
     def handle(self, event: events.Event) -> None:
         if event.KIND == "run.start":
@@ -45,7 +48,10 @@ class TrajectoryRecorder:
             if self._writer is None:
                 raise ConfigError("an episode ended before run.start: cannot record trajectories "
                                   "without the run's spaces")
-            self._writer.add_episode(episode)
+            try:
+                self._writer.add_episode(episode)
+            except EventError as exc:  # its arrays do not fit the spaces: left out, counted
+                self._left_out.add(str(exc))
 
     def _open(self, start: events.RunStart) -> Any:
         observation_space = space_from_description(start.observation_space)
@@ -70,8 +76,13 @@ class TrajectoryRecorder:
             return {"path": self.path, "episodes": 0, "steps": 0,
                     "errors": ["no run.start arrived: nothing was recorded"]}
         report = self._writer.close()
+        errors = [f"left out of {self.path}, {message}" for message in self._left_out.first]
+        if self._left_out.count > len(self._left_out.first):
+            errors.append(f"{self._left_out.count} episodes left out of {self.path} in all")
         unfinished = self._collector.in_flight
         if unfinished:
-            report["errors"] = [f"episodes {unfinished[:10]} never ended; they are not in "
-                                f"{self.path} (the event log holds their steps)"]
+            errors.append(f"episodes {unfinished[:10]} never ended; they are not in "
+                          f"{self.path} (the event log holds their steps)")
+        if errors:
+            report["errors"] = errors
         return report

@@ -341,14 +341,17 @@ class FlatWriter(BlockWriter):
         self.add_episode(episode_of(trajectory))
 
     def add_episode(self, episode: Episode) -> None:
+        """Buffer an ended episode; :class:`EventError` (and nothing taken) if an array
+        of it does not fit the spaces."""
         try:
             taken = self._rows_of(episode)
+            heaps = self._heap_rows_of(episode) if self._heap_values else {}
         except (KeyError, IndexError, TypeError, ValueError) as exc:  # codec and event errors too
             raise EventError(f"episode {episode.index}: {exc}") from None
         for rows_, part in taken:  # all or nothing: the block stays whole episodes
             rows_.parts.append(part)
-        if self._heap_values:
-            self._take_heaps(episode)
+        for name, values in heaps.items():
+            self._heap_values[name] += values
         self._buffered(episode)
 
     def _rows_of(self, episode: Episode) -> list[tuple[Rows, memoryview | np.ndarray]]:
@@ -366,8 +369,9 @@ class FlatWriter(BlockWriter):
                       for rows_, column in zip(self._step_rows, columns)]
         return taken
 
-    def _take_heaps(self, episode: Episode) -> None:
-        heaps = self._heap_values
+    def _heap_rows_of(self, episode: Episode) -> dict[str, list[Any]]:
+        """The rows an episode adds to each heap (infos, logits, reset infos) asked for."""
+        heaps: dict[str, list[Any]] = {name: [] for name in self._heap_values}
         for batch in episode.batches:
             if self.options["infos"]:
                 heaps["infos"] += batch.info or [{}] * batch.n
@@ -377,6 +381,7 @@ class FlatWriter(BlockWriter):
                                     [rows(logits, t) for t in range(batch.n)])
         if self.options["infos"]:
             heaps["episodes/reset_infos"].append(episode.reset_info or {})
+        return heaps
 
     # -- writing -----------------------------------------------------------------------
     def _write_block(self, block: list[Episode]) -> None:

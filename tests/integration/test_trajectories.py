@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 from typing import Any
 
@@ -157,24 +158,34 @@ def datasets(path: str) -> dict[str, tuple[str, bytes]]:
     return found
 
 
-def test_a_batch_of_the_wrong_shape_stops_the_recorder_and_names_it(tmp_path):
-    """A step.batch whose observations do not hold its n rows is refused with the episode
-    and column named; the episodes before it are written whole."""
-    runner = SequentialRunner(n_episodes=3, console=None, **SEEDS)
+@pytest.mark.parametrize("damage", ["a row short", "not an array"])
+def test_an_episode_whose_batch_is_damaged_is_left_out_and_named(damage, tmp_path):
+    """A step.batch whose observations do not hold its n rows, or are no array at all
+    (the recorder does not decode them; it checks their head), leaves its episode out,
+    whole, with the episode and column named in the report; the recorder goes on with
+    the others."""
+    runner = SequentialRunner(n_episodes=4, console=None, **SEEDS)
     result = runner.run_with("CartPole-v1", run_dir=str(tmp_path / "run"))
     recorder = TrajectoryRecorder(str(tmp_path / "t.h5"))
     taken = list(read_events(result.event_log, frozenset({"run.start"})))
     batches = [event for event in taken if event.KIND == "step.batch"]
     damaged = batches[1]
-    damaged.observation = codec.split_records(codec.encode(
+    damaged.observation = (codec.split_records(codec.encode(
         damaged.observation.decode()[:-1]), 1, arrays=codec.RAW)[0][0]
-    with pytest.raises(EventError, match=f"episode {damaged.episode}: observation holds an "
-                                         r"array of shape \(\d+, 4\), expected"):
-        for event in taken:
-            recorder.handle(event)
-    assert recorder.close()["episodes"] == 1
+        if damage == "a row short" else codec.RawArray(b"\x93\xa3<f4"))
+    for event in taken:
+        recorder.handle(event)
+    report = recorder.close()
+    assert report["episodes"] == 3
+    [error] = report["errors"]
+    assert re.search(rf"episode {damaged.episode}: observation holds an array of shape "
+                     r"\(\d+, 4\), expected" if damage == "a row short" else
+                     rf"episode {damaged.episode}: malformed", error), error
+    episodes = assemble(read_events(result.event_log))
     with open_trajectories(tmp_path / "t.h5") as trajectories:
-        assert trajectories.indices == [batches[0].episode]
+        assert trajectories.indices == sorted(set(episodes) - {damaged.episode})
+        for index in trajectories.indices:
+            assert_same(trajectories[index].actions, episodes[index].column("action"))
 
 
 @pytest.mark.parametrize("kind", sorted(sample_spaces()))

@@ -118,6 +118,14 @@ class TestRawArrays:
         with pytest.raises(CodecError, match="needs 32 bytes"):
             raw.decode()
 
+    @given(st.binary(max_size=64))
+    def test_random_payloads_raise_only_codec_error(self, payload):
+        """A garbage payload either decodes to an array or raises CodecError, nothing else."""
+        try:
+            codec.RawArray(payload).decode()
+        except CodecError:
+            pass
+
     def test_unknown_arrays_mode_is_refused(self):
         with pytest.raises(ValueError, match="arrays must be"):
             codec.split_records(codec.encode(1), 1, arrays="lazy")
