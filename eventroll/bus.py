@@ -125,10 +125,11 @@ def _socket(ctx: zmq.Context, kind: int, **options: int) -> zmq.Socket:
     return sock
 
 
-def _poll_recv(sock: zmq.Socket, timeout: float) -> list[bytes] | None:
-    """Receive one multipart message, or None after ``timeout`` seconds."""
+def _poll_recv(sock: zmq.Socket, timeout: float, *, copy: bool = True) -> Any:
+    """Receive one multipart message, or None after ``timeout`` seconds; ``copy=False``:
+    as zmq.Frame s, received without a copy."""
     if sock.poll(int(timeout * 1000), zmq.POLLIN):
-        return sock.recv_multipart()
+        return sock.recv_multipart(copy=copy)
     return None
 
 
@@ -625,9 +626,9 @@ class DurableSubscription:
     def receive(self, timeout: float) -> Delivery | None:
         """The next message, or None on a timeout or at the end (then ``total`` is set).
         Its body is received without a copy."""
-        if not self._sock.poll(int(timeout * 1000), zmq.POLLIN):
+        frames = _poll_recv(self._sock, timeout, copy=False)
+        if frames is None:
             return None
-        frames = self._sock.recv_multipart(copy=False)
         if len(frames) == 2 and frames[0].bytes == b"fin" and len(frames[1]) == U64.size:
             (self.total,) = U64.unpack(frames[1].bytes)
             return None

@@ -50,13 +50,6 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-@functools.lru_cache(maxsize=1024)
-def _ndarray_head(dtype: str, shape: tuple[int, ...]) -> bytes:
-    """The msgpack bytes of ``[dtype, shape`` (the array payload up to its data): what
-    ``msgpack.packb`` writes, built once per dtype and shape."""
-    return msgpack.packb([dtype, list(shape), b""])[:-2]  # drop the empty bin (c4 00)
-
-
 def _bin_head(n: int) -> bytes:
     """The msgpack header of a bin of ``n`` bytes."""
     if n < 1 << 8:
@@ -92,7 +85,7 @@ def array_head(dtype: str, shape: tuple[int, ...]) -> tuple[bytes, int]:
     """What the payload of an array of ``dtype`` (its ``str``) and ``shape`` holds before
     its data, as :func:`encode` writes it, and the payload's whole size."""
     nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-    head = _ndarray_head(dtype, shape) + _bin_head(nbytes)
+    head = msgpack.packb([dtype, list(shape), b""])[:-2] + _bin_head(nbytes)  # [:-2]: c4 00
     return head, len(head) + nbytes
 
 
@@ -114,9 +107,8 @@ def _encode_default(obj: Any) -> Any:
         if not _DTYPE_RE.match(obj.dtype.str):
             raise CodecError(f"cannot encode a numpy array of dtype {obj.dtype}; use a bool, "
                              "integer, float (16-64 bit), complex, bytes or unicode dtype")
-        raw = obj.tobytes()  # C order, whatever the array's layout
-        return msgpack.ExtType(EXT_NDARRAY, _ndarray_head(obj.dtype.str, obj.shape)
-                               + _bin_head(len(raw)) + raw)
+        head, _ = array_head(obj.dtype.str, obj.shape)
+        return msgpack.ExtType(EXT_NDARRAY, head + obj.tobytes())  # C order, whatever the layout
     if isinstance(obj, np.str_):
         return str(obj)
     if isinstance(obj, np.bytes_):
@@ -285,8 +277,7 @@ def split_records(body: bytes, count: int, limits: Limits = DEFAULT_LIMITS, *,
     ``arrays=False`` numpy values are not decoded (None in their place), for readers
     of the plain fields only: a CartPole ``step.batch`` then takes a quarter of the
     time; ``arrays=RAW`` leaves arrays as :class:`RawArray`. Raises :class:`CodecError`
-    on anything malformed, a value cut short or
-    another number of values included."""
+    on anything malformed, a value cut short or another number of values included."""
     if len(body) > limits.max_message_bytes:
         raise CodecError(f"message of {len(body)} bytes exceeds the limit of "
                          f"{limits.max_message_bytes} bytes")

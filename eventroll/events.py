@@ -17,7 +17,7 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from eventroll.codec import RawArray, decoded
+from eventroll.codec import RAW, RawArray, decoded
 from eventroll.errors import EventError
 
 DRIVER = -1
@@ -222,14 +222,12 @@ def _reader(cls: type[Event]) -> Callable[[dict, bool], Event]:
     written here, one check per field, as :mod:`dataclasses` writes ``__init__``: a loop
     over the fields took twice as long, and a recorder reads every event."""
     namespace: dict[str, Any] = {"cls": cls, "_ABSENT": _ABSENT, "RawArray": RawArray,
-                                 "np": np, "_lacks": _lacks, "_wrong": _wrong}
+                                 "_lacks": _lacks, "_wrong": _wrong}
     lines, arguments = ["def read(record, arrays):", "    get = record.get"], []
     for i, f in enumerate(dataclasses.fields(cls)):
         key, value = _record_key(f.name), f"v{i}"
         exact, further = _accepted(str(f.type))
         lines.append(f"    {value} = get({key!r}, _ABSENT)")
-        if f.name == "seq":
-            exact, further = frozenset({int}), (np.integer,)
         if f.default is not dataclasses.MISSING:
             namespace[f"default{i}"] = f.default
             absent = f"{value} = default{i}"
@@ -291,9 +289,34 @@ def from_record(record: Any, *, arrays: bool = True) -> Event:
     :func:`eventroll.codec.split_records`), so the step columns' lengths are not checked,
     and a field that may be an array (run.start's seeds) may be undecoded.
     """
+    return _read(record, _kind_of(record), arrays)
+
+
+def decoding(array_kinds: frozenset[str] | None) -> bool | str:
+    """How to decode records for :func:`from_raw_record` with ``array_kinds``: whole
+    (None: every kind's arrays are read), else with arrays left undecoded (``RAW``)."""
+    return True if array_kinds is None else RAW
+
+
+def from_raw_record(record: Any, array_kinds: frozenset[str] | None) -> Event:
+    """:func:`from_record` for a map decoded as :func:`decoding` says: events of
+    ``array_kinds`` get their arrays decoded, others keep them as
+    :class:`~eventroll.codec.RawArray` (None: the map came whole)."""
+    kind = _kind_of(record)
+    if array_kinds is None:
+        return _read(record, kind, True)
+    if type(kind) is str and kind in array_kinds:
+        return _read(decoded(record), kind, True)
+    return _read(record, kind, False)
+
+
+def _kind_of(record: Any) -> Any:
     if not isinstance(record, dict):
         raise EventError(f"an event must be a map, got {type(record).__name__}")
-    kind = record.get("kind")
+    return record.get("kind")
+
+
+def _read(record: dict, kind: Any, arrays: bool) -> Event:
     read = _READERS.get(kind) if isinstance(kind, str) else None
     if read is None:
         raise EventError(f"unknown event kind {kind!r:.40}; known kinds: {', '.join(KINDS)}")
@@ -301,16 +324,6 @@ def from_record(record: Any, *, arrays: bool = True) -> Event:
     if kind == "step.batch":
         _check_step_batch(event, arrays)
     return event
-
-
-def from_raw_record(record: Any, array_kinds: frozenset[str]) -> Event:
-    """:func:`from_record` for a map decoded with its arrays left undecoded
-    (``arrays=RAW`` of :mod:`eventroll.codec`): events of ``array_kinds`` get their
-    arrays decoded, others keep them as :class:`~eventroll.codec.RawArray`."""
-    kind = record.get("kind") if type(record) is dict else None
-    if type(kind) is str and kind in array_kinds:
-        return from_record(decoded(record))
-    return from_record(record, arrays=False)
 
 
 def _column_length(column: Any) -> int | None:

@@ -150,12 +150,11 @@ def _checked(delivery: Delivery, array_kinds: frozenset[str] | None,
     """The delivery's events in order, ``seq`` set, numpy values decoded for
     ``array_kinds`` only (None: all). What fails its checks is left out and told in
     ``rejected``."""
-    arrays = True if array_kinds is None else codec.RAW
     taken = []
-    for seq, (record, _) in enumerate(_split(delivery, arrays, rejected), delivery.first_seq):
+    for seq, (record, _) in enumerate(_split(delivery, events.decoding(array_kinds), rejected),
+                                      delivery.first_seq):
         try:
-            event = (events.from_record(record) if array_kinds is None else
-                     events.from_raw_record(record, array_kinds))
+            event = events.from_raw_record(record, array_kinds)
         except (CodecError, EventError) as exc:
             rejected.add(f"seq {seq}: {exc}")
             continue

@@ -8,6 +8,7 @@ msgpack extension types described in ``schemas/event-log.md``.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -64,19 +65,21 @@ class EventLogReader:
     leaves it); ``truncated_bytes`` then says how many bytes were left over.
     A malformed record in the middle raises :class:`CodecError` with its offset.
     :meth:`appended` follows a log that is still being written. ``arrays=False``
-    leaves numpy values out (None), about four times faster; ``arrays=RAW``
-    (:mod:`eventroll.codec`) leaves arrays undecoded but those of ``array_kinds``.
+    leaves numpy values out (None), about four times faster; with ``array_kinds``
+    only events of those kinds get their arrays decoded (others keep them as
+    :class:`~eventroll.codec.RawArray`).
     """
 
     CHUNK = 1 << 20
 
-    def __init__(self, path: str | os.PathLike[str], *, arrays: bool | str = True,
-                 array_kinds: frozenset[str] = frozenset()) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, arrays: bool = True,
+                 array_kinds: frozenset[str] | None = None) -> None:
         self.path = os.fspath(path)
         self.truncated_bytes = 0
         self._consumed = 0
-        self._arrays = arrays
-        self._array_kinds = array_kinds
+        self._arrays = events.decoding(array_kinds) if arrays else False
+        self._typed = (functools.partial(events.from_raw_record, array_kinds=array_kinds)
+                       if arrays else functools.partial(events.from_record, arrays=False))
         self.header: dict[str, Any] = {}
         self._following: tuple[BinaryIO, Any] | None = None  # (file, unpacker) of appended()
 
@@ -103,13 +106,10 @@ class EventLogReader:
             self._following = None
 
     def events(self) -> Iterator[events.Event]:
-        """Yield each record as a typed event."""
-        if self._arrays == codec.RAW:
-            for record in self.records():
-                yield events.from_raw_record(record, self._array_kinds)
-        else:
-            for record in self.records():
-                yield events.from_record(record, arrays=self._arrays)
+        """Yield each record as a typed event (a generator: closing it closes the file)."""
+        typed = self._typed
+        for record in self.records():
+            yield typed(record)
 
     def __iter__(self) -> Iterator[events.Event]:
         return self.events()
@@ -169,6 +169,4 @@ def read_events(path: str | os.PathLike[str],
     """Yield the typed events of an event log, stopping cleanly at a truncated tail; with
     ``array_kinds``, only events of those kinds get their arrays decoded (others keep
     them as :class:`~eventroll.codec.RawArray`)."""
-    if array_kinds is None:
-        return EventLogReader(path).events()
-    return EventLogReader(path, arrays=codec.RAW, array_kinds=array_kinds).events()
+    return EventLogReader(path, array_kinds=array_kinds).events()

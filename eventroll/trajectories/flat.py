@@ -172,7 +172,7 @@ class Rows:
     def __init__(self, name: str, row_shape: tuple[int, ...]) -> None:
         self.name = name
         self.row_shape = row_shape
-        self.wire: str | None = None  # the dtype (its str) of the arrays taken as bytes
+        self.wire: str | None = None  # the dtype (its str) of the arrays taken as views
         self.parts: list[memoryview | np.ndarray] = []
         self._heads: dict[int | None, tuple[bytes, int]] = {}  # by n: codec.array_head
 
