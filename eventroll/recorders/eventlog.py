@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 from eventroll import codec, events
 from eventroll.errors import CodecError, EventError, InputError
-from eventroll.files import write_all
+from eventroll.files import DropBehind, write_all
 from eventroll.recorders.base import Records
 
 FORMAT = "eventroll-events"
@@ -40,12 +40,14 @@ class EventLogRecorder:
         self.path = path
         # never overwrite a recorded log
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        write_all(self._fd, [codec.encode(header_record(run_id))])
+        self._size = write_all(self._fd, [codec.encode(header_record(run_id))])
+        self._drop_behind = DropBehind(self._fd)
         self._records = 0
 
     def handle_records(self, records: Records) -> None:
-        write_all(self._fd, records.parts)
+        self._size += write_all(self._fd, records.parts)
         self._records += records.count
+        self._drop_behind.wrote(self._size)
 
     def tick(self) -> None:
         pass

@@ -10,6 +10,7 @@ described in ``schemas/trajectories.md``.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import time
@@ -24,6 +25,7 @@ from gymnasium import spaces
 from eventroll import codec
 from eventroll.episodes import Episode
 from eventroll.errors import ConfigError, EventError
+from eventroll.files import DropBehind
 from eventroll.spaces import describe_space, space_from_description
 from eventroll.trajectories.record import STATUSES, Trajectory, episode_of, rows, trajectory_of
 
@@ -195,16 +197,26 @@ class Rows:
                              f"expected {shape}")
         return array
 
-    def take(self) -> np.ndarray:
-        """The rows taken since the last call, joined (strings as objects for h5py)."""
-        parts, self.parts = self.parts, []
-        wire, shape = self.wire, self.row_shape
-        if all(type(part) is memoryview for part in parts):
-            data = np.frombuffer(b"".join(parts), wire).reshape(-1, *shape)
+    def split_last(self, part: memoryview | np.ndarray) -> tuple[memoryview | np.ndarray,
+                                                                  memoryview | np.ndarray]:
+        """A part of ``n`` rows (from :meth:`part`) as its first ``n - 1`` rows and its last."""
+        if type(part) is memoryview:
+            cut = len(part) - np.dtype(self.wire).itemsize * math.prod(self.row_shape)
+            return part[:cut], part[cut:]
+        return part[:-1], part[-1:]
+
+    def take(self, parts: list[memoryview | np.ndarray] | None = None) -> np.ndarray:
+        """The rows of ``parts`` (default: :attr:`parts`), parts this object checked, joined
+        (strings as objects for h5py); the list is emptied."""
+        parts = self.parts if parts is None else parts
+        taken, wire, shape = parts[:], self.wire, self.row_shape
+        parts.clear()
+        if all(type(part) is memoryview for part in taken):
+            data = np.frombuffer(b"".join(taken), wire).reshape(-1, *shape)
         else:
             data = np.concatenate([
                 (np.frombuffer(part, wire) if type(part) is memoryview else part).reshape(-1, *shape)
-                for part in parts])
+                for part in taken])
         return data.astype(object) if data.dtype.kind == "U" else data
 
 
@@ -294,13 +306,18 @@ class FlatWriter(BlockWriter):
         self._index: dict[str, Column] = {}
         self._create_layout(run_id, env)
         self._file.swmr_mode = True
+        self._drop_behind = DropBehind(self._file.id.get_vfd_handle())
         self.episodes = self.steps = 0
         leaves = self._observation_leaves
-        self._resets = [Rows("reset observation" + suffix, shape) for suffix, _, shape, _ in leaves]
-        self._nexts = [Rows("observation" + suffix, shape) for suffix, _, shape, _ in leaves]
+        # per observation leaf: the rows before each step (their parts: the reset observation
+        # and each batch's observations but the last, joined as they come), the episodes'
+        # final observations, and (next_observations) each batch's observations
+        self._observations = [Rows("observation" + suffix, shape) for suffix, _, shape, _ in leaves]
+        self._finals: list[list[memoryview | np.ndarray]] = [[] for _ in leaves]
+        self._nexts: list[list[memoryview | np.ndarray]] = [[] for _ in leaves]
         self._actions = [Rows("action" + suffix, shape) for suffix, _, shape, _ in self._action_leaves]
         self._flags = [Rows(name, ()) for name in ("reward", "terminated", "truncated")]
-        self._step_rows = self._nexts + self._actions + self._flags  # a batch's, in order
+        self._step_rows = self._actions + self._flags  # a batch's columns but observations, in order
         self._heap_values: dict[str, list[Any]] = {name: [] for name in self._heaps()}
 
     def _create_layout(self, run_id: str, env: str) -> None:
@@ -348,24 +365,35 @@ class FlatWriter(BlockWriter):
             heaps = self._heap_rows_of(episode) if self._heap_values else {}
         except (KeyError, IndexError, TypeError, ValueError) as exc:  # codec and event errors too
             raise EventError(f"episode {episode.index}: {exc}") from None
-        for rows_, part in taken:  # all or nothing: the block stays whole episodes
-            rows_.parts.append(part)
+        for parts, part in taken:  # all or nothing: the block stays whole episodes
+            parts.append(part)
         for name, values in heaps.items():
             self._heap_values[name] += values
         self._buffered(episode)
 
-    def _rows_of(self, episode: Episode) -> list[tuple[Rows, memoryview | np.ndarray]]:
-        """Each array of an episode checked, with the rows it goes to."""
-        reset = episode.reset_observation
-        taken = [(rows_, _blank(shape, dtype) if reset is None else
-                  rows_.part(pick(reset, keys), None))
-                 for (_, keys, shape, dtype), rows_ in zip(self._observation_leaves, self._resets)]
-        for batch in episode.batches:
+    def _rows_of(self, episode: Episode) -> list[tuple[list, memoryview | np.ndarray]]:
+        """Each array of an episode checked, with the list of parts it goes to. The rows
+        before the steps are the reset observation and each step's observation but the last,
+        which is the final one: taken in that order, they need no shifting."""
+        taken: list[tuple[list, memoryview | np.ndarray]] = []
+        reset, batches = episode.reset_observation, episode.batches
+        next_observations = self.options["next_observations"]
+        for (_, keys, shape, dtype), rows_, finals, nexts in zip(
+                self._observation_leaves, self._observations, self._finals, self._nexts):
+            before = _blank(shape, dtype) if reset is None else rows_.part(pick(reset, keys), None)
+            for batch in batches:
+                observed = rows_.part(pick(batch.observation, keys), batch.n)
+                if next_observations:
+                    taken.append((nexts, observed))
+                rest, last = rows_.split_last(observed)
+                taken += [(rows_.parts, before), (rows_.parts, rest)]
+                before = last
+            taken.append((finals, before))
+        for batch in batches:
             n = batch.n
-            columns = [pick(batch.observation, keys) for _, keys, _, _ in self._observation_leaves]
-            columns += [pick(batch.action, keys) for _, keys, _, _ in self._action_leaves]
+            columns = [pick(batch.action, keys) for _, keys, _, _ in self._action_leaves]
             columns += (batch.reward, batch.terminated, batch.truncated)
-            taken += [(rows_, rows_.part(column, n))
+            taken += [(rows_.parts, rows_.part(column, n))
                       for rows_, column in zip(self._step_rows, columns)]
         return taken
 
@@ -389,7 +417,7 @@ class FlatWriter(BlockWriter):
         first_row = self._datasets["rewards"].rows
         lengths = np.fromiter((episode.length for episode in block), np.int64, len(block))
         self._write_steps()
-        self._write_observations(lengths)
+        self._write_observations()
         for name, values in self._heap_values.items():
             self._append_heap(name, values)
             values.clear()
@@ -397,6 +425,7 @@ class FlatWriter(BlockWriter):
             column.flush()
         self._write_index(block, lengths, first_row)
         self._file.flush()
+        self._drop_behind.wrote(self._file.id.get_filesize())
         self.episodes += len(block)
         self.steps += int(lengths.sum())
 
@@ -410,27 +439,16 @@ class FlatWriter(BlockWriter):
         if rows_.parts:
             self._datasets[name].append(rows_.take())
 
-    def _write_observations(self, lengths: np.ndarray) -> None:
+    def _write_observations(self) -> None:
         """Step observations, next observations and final observations of a block, leaf by
-        leaf: the observation before a step is the reset one at an episode's first step,
-        else the previous step's next observation."""
-        ends = np.cumsum(lengths)
-        stepped = lengths > 0
-        firsts = (ends - lengths)[stepped]
-        for (suffix, _, _, _), resets, nexts in zip(self._observation_leaves, self._resets,
-                                                    self._nexts):
-            resets = resets.take()
-            finals = resets.copy()
-            if nexts.parts:
-                nexts = nexts.take()
-                steps = np.empty_like(nexts)
-                steps[1:] = nexts[:-1]  # one contiguous copy, then each episode's first row
-                steps[firsts] = resets[stepped]
-                finals[stepped] = nexts[ends[stepped] - 1]
-                self._datasets["observations" + suffix].append(steps)
-                if self.options["next_observations"]:
-                    self._datasets["next_observations" + suffix].append(nexts)
-            self._datasets[FINALS + suffix].append(finals)
+        leaf."""
+        for (suffix, _, _, _), rows_, finals, nexts in zip(
+                self._observation_leaves, self._observations, self._finals, self._nexts):
+            if rows_.parts:
+                self._datasets["observations" + suffix].append(rows_.take())
+            if nexts:
+                self._datasets["next_observations" + suffix].append(rows_.take(nexts))
+            self._datasets[FINALS + suffix].append(rows_.take(finals))
 
     def _append_heap(self, name: str, values: list[Any]) -> None:
         data, lengths = _heap_rows(values)
