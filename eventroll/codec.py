@@ -281,9 +281,14 @@ def split_records(body: bytes, count: int, limits: Limits = DEFAULT_LIMITS, *,
     if len(body) > limits.max_message_bytes:
         raise CodecError(f"message of {len(body)} bytes exceeds the limit of "
                          f"{limits.max_message_bytes} bytes")
-    unpacker = msgpack.Unpacker(max_buffer_size=max(len(body), 1),
-                                **_reader_kwargs(limits, arrays))
-    unpacker.feed(body)
+    kwargs = _reader_kwargs(limits, arrays)
+    if count == 1:  # a batch of large observations, say: decoded where it lies
+        try:
+            return [(msgpack.unpackb(body, **kwargs), len(body))]
+        except Exception:  # noqa: BLE001 - malformed: the way below says exactly how
+            pass
+    unpacker = msgpack.Unpacker(max_buffer_size=max(len(body), 1), **kwargs)
+    unpacker.feed(body)  # a copy: msgpack's Unpacker reads from a buffer of its own
     values = []
     try:
         for value in unpacker:

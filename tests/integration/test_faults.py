@@ -234,7 +234,7 @@ def start_long_run(run_dir, *overrides):
     import time
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "eventroll.cli", "run", "runner.n_episodes=20000",
+        [sys.executable, "-m", "eventroll.cli", "run", "runner.n_episodes=8000",
          f"hydra.run.dir={run_dir}", *overrides],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     log = run_dir / "events.msgpack"
@@ -391,18 +391,18 @@ def test_a_killed_recorder_is_named_and_its_artifacts_rebuilt(tmp_path):
 def test_a_file_size_limit_is_named_and_what_was_written_stays_readable(tmp_path):
     """A file size limit (as a full disk) hit while writing: each artifact that hit it is
     named with the cause in one line; the run says it failed; what was written before
-    stays readable."""
+    stays readable. The limit lies beyond the first blocks of both files (HDF5 allocates
+    about 5.3 MB of chunks at the first)."""
     import resource
     import subprocess
     import sys
     from eventroll.trajectories.flat import TrajectoryFile
-    from eventroll.validation import validate_event_log
 
     def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (3_000_000, 3_000_000))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (6_000_000, 6_000_000))
 
     run_dir = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-m", "eventroll.cli", "run", "runner.n_episodes=5000",
+    done = subprocess.run([sys.executable, "-m", "eventroll.cli", "run", "runner.n_episodes=8000",
                            f"hydra.run.dir={run_dir}"], capture_output=True, text=True,
                           preexec_fn=limit, timeout=120)
     assert done.returncode == 1
@@ -411,8 +411,9 @@ def test_a_file_size_limit_is_named_and_what_was_written_stays_readable(tmp_path
         assert f"{recorder}: stopped writing {run_dir / name}" in stderr
     assert "File too large: a file size limit was hit; it holds what was written before" in stderr
     assert "SIGSEGV" not in stderr and "closing failed" not in stderr
-    report = validate_event_log(run_dir / "events.msgpack")
-    assert report.records > 1000 and not report.valid  # cut short: no run.end
+    logged = list(read_events(run_dir / "events.msgpack"))  # stops cleanly at a cut record
+    assert len(logged) > 1000 and [event.seq for event in logged] == list(range(len(logged)))
+    assert "run.end" not in {event.KIND for event in logged}  # cut short
     with TrajectoryFile(str(run_dir / "trajectories.h5")) as trajectories:
         assert len(trajectories) >= 1
         assert all(t.length == len(t.rewards) for t in trajectories)
