@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import mmap
 import os
 import re
@@ -156,6 +157,81 @@ def schema_problems(name: str, value: Any) -> list[str]:
         at = "/".join(map(str, error.absolute_path))
         lines.append(f"{name} record{f' at {at}' if at else ''}: {error.message:.200}")
     return lines
+
+
+class KnownValid:
+    """Records already found to match their schema, kept as keys that say all a schema
+    can see: the JSON view (:func:`json_view`) with every number moved into the range
+    that the schemas' numeric bounds and constants (integers) lie strictly inside, keeping
+    its side of each; a float that is not whole becomes the middle of the two integers
+    it lies between. A record whose key is known
+    matches too, and is not checked again: jsonschema takes about a millisecond a
+    record, a key some microseconds, and a run's records share few keys. When the
+    schemas use a keyword the keys do not cover (``multipleOf``, ``uniqueItems``, a
+    bound that is not an integer), every record is checked."""
+
+    LIMIT = 4096  # keys kept: a flood of distinct records must not grow memory
+
+    def __init__(self) -> None:
+        self._low, self._high = _number_range()
+        self._keys: set[Any] = set()
+
+    def has(self, kind: str, record: Any) -> bool:
+        return self._low is not None and (kind, self._key(record)) in self._keys
+
+    def add(self, kind: str, record: Any) -> None:
+        if self._low is not None and len(self._keys) < self.LIMIT:
+            self._keys.add((kind, self._key(record)))
+
+    def _key(self, value: Any) -> Any:
+        kind = type(value)
+        if kind is dict:
+            return (dict, tuple((key, self._key(item)) for key, item in value.items()))
+        if kind is list or kind is tuple:
+            return (list, tuple(self._key(item) for item in value))
+        if kind is int:
+            return min(max(value, self._low), self._high)
+        if kind is float:
+            if not math.isfinite(value):
+                return (float, value)
+            if value.is_integer():
+                return (float, min(max(value, self._low), self._high))
+            # between the same two integers as value: on the same side of every bound
+            return (float, min(max(math.floor(value) + 0.5, self._low + 0.5), self._high - 0.5))
+        if isinstance(value, np.ndarray):
+            return (np.ndarray, value.dtype.str, self._key(list(value.shape)))
+        if isinstance(value, np.generic):
+            return (np.generic, value.dtype.str)
+        if kind is bytes:
+            return (bytes, self._key(len(value)))
+        if kind is bool or value is None or kind is str:
+            return (kind, value)
+        return (object, id(value))  # nothing else decodes: never equal to another's key
+
+
+@functools.cache
+def _number_range() -> tuple[int | None, int | None]:
+    """(low, high) with every number the schemas compare with strictly inside; (None,
+    None) if they constrain numbers in a way :class:`KnownValid` cannot keep."""
+    numbers: list[Any] = []
+
+    def walk(node: Any) -> bool:
+        if isinstance(node, dict):
+            if "multipleOf" in node or "uniqueItems" in node:
+                return False
+            for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "const"):
+                if key in node and not isinstance(node[key], (str, bool, type(None))):
+                    numbers.append(node[key])
+            numbers.extend(item for item in node.get("enum", ()) if isinstance(item, (int, float))
+                           and not isinstance(item, bool))
+            return all(walk(item) for item in node.values())
+        if isinstance(node, list):
+            return all(walk(item) for item in node)
+        return True
+
+    if not walk(list(schemas().values())) or not all(type(n) is int for n in numbers):
+        return None, None
+    return min(numbers, default=0) - 1, max(numbers, default=0) + 1
 
 
 # -- reading, damage included ----------------------------------------------------------
@@ -318,11 +394,13 @@ class LogChecker:
     """Checks a log's records one by one (:meth:`check`), then as a whole (:meth:`finish`),
     adding what is wrong to a :class:`Report`. Its state (``run_start``, ``run_end``,
     ``episodes``, ``steps``) also summarises the log. ``schemas=False`` skips the JSON
-    Schemas (about a millisecond per record), keeping the checks of the typed events."""
+    Schemas (about a millisecond for a record unlike those checked before:
+    :class:`KnownValid`), keeping the checks of the typed events."""
 
     def __init__(self, report: Report, *, schemas: bool = True) -> None:
         self.report = report
         self.schemas = schemas
+        self._known_valid = KnownValid()
         self.run_start: events.RunStart | None = None
         self.run_end: events.RunEnd | None = None
         self.episodes: dict[int, EpisodeTrack] = {}
@@ -354,7 +432,7 @@ class LogChecker:
         if kind not in events.KINDS:
             self._add(f"unknown event kind {kind!r:.40}; known kinds: {', '.join(events.KINDS)}")
             return
-        problems = schema_problems(kind, record) if self.schemas else []
+        problems = self._schema_problems(kind, record) if self.schemas else []
         for problem in problems:
             self._add(problem)
         try:  # the typed event, if the record still makes one, keeps the structure checks going
@@ -366,6 +444,14 @@ class LogChecker:
         handler = self._handlers.get(kind)
         if handler is not None:
             handler(event)
+
+    def _schema_problems(self, kind: str, record: dict[str, Any]) -> list[str]:
+        if self._known_valid.has(kind, record):
+            return []
+        problems = schema_problems(kind, record)
+        if not problems:
+            self._known_valid.add(kind, record)
+        return problems
 
     def _check_order(self, record: dict[str, Any]) -> None:
         seq, worker, wseq = record.get("seq"), record.get("worker"), record.get("wseq")
