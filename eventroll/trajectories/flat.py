@@ -34,6 +34,7 @@ FORMAT_VERSION = 1
 FILE_NAME = "trajectories.h5"
 BLOCK_ROWS = 65536
 BLOCK_BYTES = 4 << 20  # a block is also written once its step rows hold about this much
+WINDOW_BYTES = 16 << 20  # step rows a TrajectoryFile reads at once when iterating
 FLUSH_INTERVAL = 0.5  # s: a block costs 1.5 to 2 ms of HDF5 calls however small, so at
 # full speed blocks of 0.1 s (5,000 CartPole steps) cost 0.3 s a million steps; the event
 # log, written as each message arrives, is the run's prompt record
@@ -523,6 +524,7 @@ class TrajectoryFile:
         self.observation_space = space_from_description(codec.decode(attrs["observation_space"].tobytes()))
         self.action_space = space_from_description(codec.decode(attrs["action_space"].tobytes()))
         self.options = {name: bool(attrs[f"records_{name}"]) for name in ("next_observations", "infos", "logits")}
+        self._window_rows = max(1, WINDOW_BYTES // row_bytes(self.observation_space, self.action_space))
         self.refresh()
 
     def refresh(self) -> None:
@@ -545,8 +547,24 @@ class TrajectoryFile:
         return index in self._position
 
     def __iter__(self) -> Iterator[Trajectory]:
+        """The episodes in index order, read a window of consecutive episodes of the file
+        at a time (episodes are stored in the order they ended, near index order): one
+        read per dataset and window instead of one per dataset and episode."""
+        window: _Window | None = None
         for index in self.indices:
-            yield self[index]
+            position = self._position[index]
+            if window is None or position not in window.positions:
+                window = self._window(position)
+            yield self._read(position, window)
+
+    def _window(self, first: int) -> "_Window":
+        """Episodes ``first``, ``first + 1``, ... (positions) up to ``WINDOW_BYTES`` of step
+        rows, at least one."""
+        starts, lengths = self._index["start"], self._index["length"]
+        stop = int(np.searchsorted(starts, starts[first] + self._window_rows, side="right"))
+        stop = min(max(stop, first + 1), len(starts))
+        rows = range(int(starts[first]), int(starts[stop - 1] + lengths[stop - 1]))
+        return _Window(self._file, range(first, stop), rows)
 
     def __getitem__(self, index: int) -> Trajectory:
         position = self._position.get(int(index))
@@ -554,11 +572,12 @@ class TrajectoryFile:
             raise KeyError(f"episode {index} is not in {self.path} ({len(self)} episodes)")
         return self._read(position)
 
-    def _read(self, position: int) -> Trajectory:
+    def _read(self, position: int, file: "h5py.File | _Window | None" = None) -> Trajectory:
+        """The episode at ``position``, read from the file or from a window of it."""
         column = {name: values[position] for name, values in self._index.items()}
         start, length = int(column["start"]), int(column["length"])
         steps = slice(start, start + length)
-        file, obs_space = self._file, self.observation_space
+        file, obs_space = self._file if file is None else file, self.observation_space
         reset_observation = next_observations = None
         if column["reset"]:
             final = read_value(obs_space, file, FINALS, slice(position, position + 1))
@@ -598,6 +617,46 @@ class TrajectoryFile:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class _Window:
+    """Episodes ``positions`` of a trajectory file, whose step rows are ``rows``: each
+    dataset is read once, whole, when first asked for, and stands in for the file's
+    dataset (``window[path][index]``, index a slice in the file's rows or, for the final
+    observations, positions)."""
+
+    def __init__(self, file: h5py.File, positions: range, rows: range) -> None:
+        self._file = file
+        self.positions, self.rows = positions, rows
+        self._read: dict[str, _WindowRows] = {}
+
+    def __getitem__(self, path: str) -> "_WindowRows":
+        found = self._read.get(path)
+        if found is None:
+            span = self.positions if path.startswith(FINALS) else self.rows
+            found = self._read[path] = _WindowRows(self._file[path], span)
+        return found
+
+
+class _WindowRows:
+    """The rows ``span`` of a dataset, read at once; sliced as the dataset (copies, so
+    that an episode does not hold its whole window)."""
+
+    def __init__(self, dataset: Any, span: range) -> None:
+        self._dataset, self._span = dataset, span
+        self._rows: Any = None
+        self._strings: _WindowRows | None = None
+
+    def asstr(self) -> "_WindowRows":
+        if self._strings is None:
+            self._strings = _WindowRows(self._dataset.asstr(), self._span)
+        return self._strings
+
+    def __getitem__(self, index: slice) -> Any:
+        if self._rows is None:
+            self._rows = self._dataset[self._span.start:self._span.stop]
+        first = self._span.start
+        return self._rows[index.start - first:index.stop - first].copy()
 
 
 def _concat_rows(column: Any, last: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
@@ -19,7 +20,7 @@ from eventroll.recorders.trajectories import TrajectoryRecorder
 from eventroll.runners.session import RecorderSpec, Timeouts
 from eventroll.stats import Statistics
 from eventroll.testing import sample_spaces
-from eventroll.trajectories import open_trajectories
+from eventroll.trajectories import flat, open_trajectories
 from eventroll.trajectories.record import prepend
 
 SEEDS = dict(env_base_seed=5, agent_base_seed=6)
@@ -64,6 +65,19 @@ def assert_matches_log(trajectories, event_log: str) -> int:
     return steps
 
 
+def assert_iterates_as_indexed(path: str, monkeypatch, window_bytes: int) -> None:
+    """Iterating the file, windows of about ``window_bytes`` of step rows at a time, gives
+    every episode in index order, field for field as reading each by its index does."""
+    monkeypatch.setattr(flat, "WINDOW_BYTES", window_bytes)
+    with open_trajectories(path) as trajectories:
+        listed = list(trajectories)
+        assert [t.index for t in listed] == sorted(trajectories.indices)
+        for iterated in listed:
+            indexed = trajectories[iterated.index]
+            for field in dataclasses.fields(indexed):
+                assert_same(getattr(iterated, field.name), getattr(indexed, field.name))
+
+
 @pytest.fixture(scope="module")
 def parallel_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("traj") / "run"
@@ -94,6 +108,13 @@ class TestFlatLayout:
                             ("max", returns.max()), ("median", np.median(returns))):
             assert stats.get_stats_value("episode_return", "epoch", name) == pytest.approx(value)
         assert stats.get_stats_value("episode_length", "epoch", "mean") == pytest.approx(lengths.mean())
+
+    @pytest.mark.parametrize("window_bytes", [1, 2000, 1 << 24])
+    def test_iterating_reads_windows_equal_to_each_episode(self, parallel_run, monkeypatch,
+                                                           window_bytes):
+        """Two workers' episodes are stored in the order they ended, not in index order:
+        windows of one episode, of a few, and of all give what reading each alone gives."""
+        assert_iterates_as_indexed(parallel_run.run_dir, monkeypatch, window_bytes)
 
     def test_returns_equal_sums_of_rewards(self, parallel_run):
         """Each episode's recorded return is the sum of its recorded rewards."""
@@ -189,7 +210,7 @@ def test_an_episode_whose_batch_is_damaged_is_left_out_and_named(damage, tmp_pat
 
 
 @pytest.mark.parametrize("kind", sorted(sample_spaces()))
-def test_every_space_kind_round_trips(kind, tmp_path):
+def test_every_space_kind_round_trips(kind, tmp_path, monkeypatch):
     """Observations and actions of every space kind come back from the flat file unchanged."""
     runner = SequentialRunner(n_episodes=3, recording={"infos": True}, console=None, **SEEDS)
     result = runner.run_with({"name": "eventroll.testing:space_env", "kind": kind},
@@ -199,6 +220,7 @@ def test_every_space_kind_round_trips(kind, tmp_path):
         assert trajectories.observation_space == sample_spaces()[kind]
         assert assert_matches_log(trajectories, result.event_log) == 12
         assert trajectories[2].infos[0] == {"t": 1} and trajectories[2].reset_info["seed"] > 0
+    assert_iterates_as_indexed(result.run_dir, monkeypatch, 100)
 
 
 def test_aborted_episodes_are_recorded_as_aborted(tmp_path):
