@@ -39,9 +39,10 @@ class DropBehind:
     writeback of dirty pages and drops clean ones only; a reader of the old part reads
     it from disk. Why: writing into fresh pages costs the kernel up to six times what
     writing into recycled ones does on a virtual machine whose host takes idle memory
-    back (700 MB: 2.8 s of CPU against 0.35; ``tools/bench_drop_behind.py``), and a
-    recorder writing gigabytes should not push everything else out of the cache. The
-    last ``KEEP`` bytes stay cached for a follower reading the tail."""
+    back (700 MB while earlier files stay: 1.07 to 2.65 s of CPU against 0.36;
+    ``tools/bench_drop_behind.py``), and a recorder writing gigabytes should not push
+    everything else out of the cache. The last ``KEEP`` bytes stay cached for a
+    follower reading the tail."""
 
     KEEP = 16 << 20
     EVERY = 4 << 20
