@@ -176,12 +176,18 @@ class KnownValid:
         self._low, self._high = _number_range()
         self._keys: set[Any] = set()
 
-    def has(self, kind: str, record: Any) -> bool:
-        return self._low is not None and (kind, self._key(record)) in self._keys
-
-    def add(self, kind: str, record: Any) -> None:
-        if self._low is not None and len(self._keys) < self.LIMIT:
-            self._keys.add((kind, self._key(record)))
+    def problems(self, kind: str, record: Any) -> list[str]:
+        """:func:`schema_problems` of ``record``: none at once if a record with its key
+        was found valid before."""
+        if self._low is None:
+            return schema_problems(kind, record)
+        key = (kind, self._key(record))
+        if key in self._keys:
+            return []
+        problems = schema_problems(kind, record)
+        if not problems and len(self._keys) < self.LIMIT:
+            self._keys.add(key)
+        return problems
 
     def _key(self, value: Any) -> Any:
         kind = type(value)
@@ -432,7 +438,7 @@ class LogChecker:
         if kind not in events.KINDS:
             self._add(f"unknown event kind {kind!r:.40}; known kinds: {', '.join(events.KINDS)}")
             return
-        problems = self._schema_problems(kind, record) if self.schemas else []
+        problems = self._known_valid.problems(kind, record) if self.schemas else []
         for problem in problems:
             self._add(problem)
         try:  # the typed event, if the record still makes one, keeps the structure checks going
@@ -444,14 +450,6 @@ class LogChecker:
         handler = self._handlers.get(kind)
         if handler is not None:
             handler(event)
-
-    def _schema_problems(self, kind: str, record: dict[str, Any]) -> list[str]:
-        if self._known_valid.has(kind, record):
-            return []
-        problems = schema_problems(kind, record)
-        if not problems:
-            self._known_valid.add(kind, record)
-        return problems
 
     def _check_order(self, record: dict[str, Any]) -> None:
         seq, worker, wseq = record.get("seq"), record.get("worker"), record.get("wseq")

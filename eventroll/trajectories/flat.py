@@ -10,7 +10,6 @@ described in ``schemas/trajectories.md``.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 import time
@@ -199,11 +198,12 @@ class Rows:
                              f"expected {shape}")
         return array
 
-    def split_last(self, part: memoryview | np.ndarray) -> tuple[memoryview | np.ndarray,
-                                                                  memoryview | np.ndarray]:
+    @staticmethod
+    def split_last(part: memoryview | np.ndarray, n: int) -> tuple[memoryview | np.ndarray,
+                                                                    memoryview | np.ndarray]:
         """A part of ``n`` rows (from :meth:`part`) as its first ``n - 1`` rows and its last."""
         if type(part) is memoryview:
-            cut = len(part) - np.dtype(self.wire).itemsize * math.prod(self.row_shape)
+            cut = len(part) // n * (n - 1)
             return part[:cut], part[cut:]
         return part[:-1], part[-1:]
 
@@ -387,7 +387,7 @@ class FlatWriter(BlockWriter):
                 observed = rows_.part(pick(batch.observation, keys), batch.n)
                 if next_observations:
                     taken.append((nexts, observed))
-                rest, last = rows_.split_last(observed)
+                rest, last = rows_.split_last(observed, batch.n)
                 taken += [(rows_.parts, before), (rows_.parts, rest)]
                 before = last
             taken.append((finals, before))
@@ -446,8 +446,7 @@ class FlatWriter(BlockWriter):
         leaf."""
         for (suffix, _, _, _), rows_, finals, nexts in zip(
                 self._observation_leaves, self._observations, self._finals, self._nexts):
-            if rows_.parts:
-                self._datasets["observations" + suffix].append(rows_.take())
+            self._append_rows("observations" + suffix, rows_)
             if nexts:
                 self._datasets["next_observations" + suffix].append(rows_.take(nexts))
             self._datasets[FINALS + suffix].append(rows_.take(finals))
