@@ -13,7 +13,7 @@ import sys
 from eventroll import __version__
 from eventroll.cli.args import UsageError, early_priority
 from eventroll.errors import EventrollError
-from eventroll.memory import keep_freed_memory
+from eventroll.memory import collect_rarely, keep_freed_memory
 
 FOLLOWERS = ("tail", "watch")  # they follow a run at a lowered CPU priority (--nice)
 
@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     # per core, and numpy's import starts a thread a core otherwise (60 ms here)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     keep_freed_memory()
+    collect_rarely()
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
         print(usage(), end="")
