@@ -104,9 +104,9 @@ def _encode_default(obj: Any) -> Any:
     if type(obj) is RawArray:  # written again as it arrived
         return msgpack.ExtType(EXT_NDARRAY, obj.payload)
     if isinstance(obj, np.ndarray):
-        if not _DTYPE_RE.match(obj.dtype.str):
-            raise CodecError(f"cannot encode a numpy array of dtype {obj.dtype}; use a bool, "
-                             "integer, float (16-64 bit), complex, bytes or unicode dtype")
+        _check_array_dtype(obj)
+        if obj.nbytes >= LARGE_ARRAY:
+            raise _LargeArray  # encode takes it whole
         head, _ = array_head(obj.dtype.str, obj.shape)
         return msgpack.ExtType(EXT_NDARRAY, head + obj.tobytes())  # C order, whatever the layout
     if isinstance(obj, np.str_):
@@ -167,7 +167,7 @@ def _checked_layout(dtype_text: Any, shape: Any, size: int) -> np.dtype:
     return dtype
 
 
-LARGE_ARRAY = 1 << 16  # bytes: an array payload this large is read in place
+LARGE_ARRAY = 1 << 16  # bytes: an array this large is encoded and decoded in place
 _BIN_LENGTH_BYTES = {0xC4: 1, 0xC5: 2, 0xC6: 4}  # msgpack bin 8, 16, 32
 
 
@@ -213,16 +213,65 @@ def _decode_ext(code: int, payload: bytes) -> Any:
     raise CodecError(f"unknown msgpack extension type {code}")
 
 
-def encode(obj: Any) -> bytes:
-    """Encode a value (normally an event map) to msgpack bytes."""
+def _check_array_dtype(obj: np.ndarray) -> None:
+    if not _DTYPE_RE.match(obj.dtype.str):
+        raise CodecError(f"cannot encode a numpy array of dtype {obj.dtype}; use a bool, "
+                         "integer, float (16-64 bit), complex, bytes or unicode dtype")
+
+
+class _LargeArray(Exception):
+    """Raised out of msgpack by the encoder on a large array: :func:`encode` takes the
+    value apart instead."""
+
+
+def _packb(obj: Any) -> bytes:
     try:
         # strict types: numpy.float64 (a float subclass) must keep its dtype
         return msgpack.packb(obj, default=_encode_default, use_bin_type=True, datetime=False,
                              strict_types=True)
-    except CodecError:
+    except (CodecError, _LargeArray):
         raise
     except (TypeError, ValueError, OverflowError) as exc:
         raise CodecError(f"cannot encode value: {exc}") from exc
+
+
+def encode(obj: Any) -> bytes:
+    """Encode a value (normally an event map) to msgpack bytes.
+
+    The data of an array of at least ``LARGE_ARRAY`` is copied once, into the
+    bytes returned, instead of four times (``tobytes``, its extension payload, msgpack's
+    buffer, the bytes msgpack returns): a value holding one is encoded in parts, as
+    msgpack would encode it, the array's data a part of its own (a view), and the parts
+    are joined."""
+    try:
+        return _packb(obj)
+    except _LargeArray:
+        parts: list[bytes | np.ndarray] = []
+        _append_parts(obj, parts)
+        return b"".join(parts)
+
+
+def _append_parts(obj: Any, parts: list[bytes | np.ndarray]) -> None:
+    kind = type(obj)
+    if kind is dict:
+        parts.append(_map_header(len(obj)))
+        for key, value in obj.items():
+            _append_parts(key, parts)
+            _append_parts(value, parts)
+    elif kind is list:
+        parts.append(_array_header(len(obj)))
+        for value in obj:
+            _append_parts(value, parts)
+    elif isinstance(obj, np.ndarray) and obj.nbytes >= LARGE_ARRAY:
+        _check_array_dtype(obj)
+        head, size = array_head(obj.dtype.str, obj.shape)
+        data = np.ascontiguousarray(obj).reshape(-1).view(np.uint8)
+        parts += [b"\xc9" + size.to_bytes(4, "big") + bytes((EXT_NDARRAY,)), head, data]
+    else:
+        try:
+            parts.append(_packb(obj))
+        except _LargeArray:  # a tuple, a subclass of dict or list: taken as msgpack takes it
+            _append_parts(_encode_default(obj), parts)
 
 
 @functools.lru_cache(maxsize=8)
@@ -314,12 +363,20 @@ def stream_unpacker(limits: Limits = DEFAULT_LIMITS, *,
                             **_reader_kwargs(limits, arrays))
 
 
-def _map_header(n: int) -> bytes:
+def _container_header(n: int, fixed: int, head16: bytes, head32: bytes) -> bytes:
     if n < 16:
-        return bytes([0x80 | n])
+        return bytes([fixed | n])
     if n < 1 << 16:
-        return b"\xde" + n.to_bytes(2, "big")
-    return b"\xdf" + n.to_bytes(4, "big")
+        return head16 + n.to_bytes(2, "big")
+    return head32 + n.to_bytes(4, "big")
+
+
+def _map_header(n: int) -> bytes:
+    return _container_header(n, 0x80, b"\xde", b"\xdf")
+
+
+def _array_header(n: int) -> bytes:
+    return _container_header(n, 0x90, b"\xdc", b"\xdd")
 
 
 def _split_map_header(data: bytes) -> tuple[int, int]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import collections
+
+import msgpack
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -49,6 +52,29 @@ class TestRoundTrip:
         decoded = codec.decode(codec.encode(array))
         assert_same(array, decoded)
         assert decoded.flags.writeable
+
+    @pytest.mark.parametrize("value", [
+        {"kind": "step.batch", "observation": np.full((64, 84, 84), 7, np.uint8), "n": 64},
+        {"a": [1, (np.arange(20_000, dtype=">f8").reshape(100, 200).T, "x")], "b": None},
+        collections.OrderedDict(image=np.zeros((300, 300), bool)[::2, ::2], t=3),
+        [np.array(["abcd" * 10] * 500), np.linspace(0, 1, 20_000).astype(np.complex64)],
+        {f"key{i}": np.arange(i * 5_000, dtype=np.int32) for i in range(20)},
+        [np.full(70_000, i % 256, np.uint8) for i in range(17)]],
+        ids=["batch", "tuple-strided-big-endian", "dict-subclass", "unicode-complex", "map16",
+             "array16"])
+    def test_large_arrays_encode_as_msgpack_would(self, value):
+        """A value holding arrays of 64 KiB or more, taken apart to copy their data once,
+        gives the bytes msgpack gives for the whole (tuples, subclasses, strided and
+        big-endian arrays, maps and lists of more than 15 items included)."""
+        def whole_array(obj):
+            if isinstance(obj, np.ndarray):
+                head, _ = codec.array_head(obj.dtype.str, obj.shape)
+                return msgpack.ExtType(codec.EXT_NDARRAY, head + obj.tobytes())
+            return codec._encode_default(obj)
+
+        expected = msgpack.packb(value, default=whole_array, use_bin_type=True, datetime=False,
+                                 strict_types=True)
+        assert codec.encode(value) == expected
 
     @given(scalars())
     def test_numpy_scalars_stay_numpy_scalars(self, scalar):
