@@ -154,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    from eventroll import memory
+
+    if hasattr(memory, "collect_rarely"):  # as eventroll's processes do (absent before b0fed8c)
+        memory.collect_rarely()
     workdir = tempfile.mkdtemp(prefix="eventroll-bench-")
     try:
         log, steps = record_log(workdir, args.steps)
