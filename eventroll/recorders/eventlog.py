@@ -94,13 +94,14 @@ class EventLogReader:
         if not self.header:
             raise CodecError(f"{self.path}: empty or truncated before the end of its header")
 
-    def appended(self) -> list[dict[str, Any]]:
-        """The records written since the last call (the first: since the start); a record
-        still being written comes with a later call. The file stays open until
-        :meth:`close`."""
+    def appended(self) -> Iterator[dict[str, Any]]:
+        """Yield the records written since the last call (the first: since the start), read
+        as they are taken (memory stays what a chunk holds, however long the log); a record
+        still being written comes with a later call, and so do those a caller left untaken.
+        The file stays open until :meth:`close`."""
         if self._following is None:
             self._following = open(self.path, "rb"), codec.stream_unpacker(arrays=self._arrays)
-        return list(self._complete_records(*self._following))
+        return self._complete_records(*self._following)
 
     def close(self) -> None:
         if self._following is not None:
@@ -118,13 +119,16 @@ class EventLogReader:
 
     def _complete_records(self, file: BinaryIO, unpacker: Any) -> Iterator[dict[str, Any]]:
         """The records in what ``file`` holds beyond what was read; the header is checked."""
-        while chunk := file.read(self.CHUNK):
-            unpacker.feed(chunk)
+        while True:  # what the unpacker holds first: a caller may have left records untaken
             for record in self._unpack(unpacker):
                 if not self.header:
                     self.header = self._check_header(record)
                     continue
                 yield record
+            chunk = file.read(self.CHUNK)
+            if not chunk:
+                return
+            unpacker.feed(chunk)
 
     def _unpack(self, unpacker: Any) -> Iterator[Any]:
         while True:

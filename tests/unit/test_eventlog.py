@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -12,17 +14,24 @@ from eventroll.recorders.base import Records
 from eventroll.recorders.eventlog import EventLogReader, EventLogRecorder, read_events
 
 
-@pytest.fixture
-def log_path(tmp_path):
-    path = str(tmp_path / "events.msgpack")
+def write_log(path: str, n: int, shape: tuple[int, ...] = (4,), wide: bool = False) -> str:
+    """An event log of ``n`` episode.start records, observation ``seq`` of float32 ``shape``
+    (float64 with ``wide``)."""
     recorder = EventLogRecorder(path, run_id="r1")
-    for seq in range(5):
+    for seq in range(n):
         event = EpisodeStart(episode=seq, env_seed=seq, agent_seed=seq,
-                             observation=np.arange(4, dtype=np.float32) + seq, worker=0, wseq=seq)
+                             observation=np.full(shape, seq, np.float64 if wide else np.float32)
+                             + np.arange(shape[-1], dtype=np.float32),
+                             worker=0, wseq=seq)
         record = codec.prepend_fields(codec.encode(event.to_record()), {"seq": seq})
         recorder.handle_records(Records(seq, 1, [record]))
     recorder.close()
     return path
+
+
+@pytest.fixture
+def log_path(tmp_path):
+    return write_log(str(tmp_path / "events.msgpack"), 5)
 
 
 class TestEventLogReader:
@@ -71,6 +80,37 @@ class TestEventLogReader:
         with pytest.raises(CodecError, match=rf"malformed record at byte {at} \(FormatError\); "
                                              "`eventroll validate` shows"):
             list(read_events(path))
+
+    def test_a_long_log_is_read_as_it_is_taken(self, tmp_path):
+        """subscribe() over a finished run holds about a chunk of the log at a time, not
+        the log: 40 records of 512 KiB (20 MiB) read within 8 MiB of memory (all of it
+        before)."""
+        import tracemalloc
+
+        from eventroll.live import subscribe
+
+        path = write_log(str(tmp_path / "events.msgpack"), 40, (256, 256), wide=True)
+        tracemalloc.start()
+        try:
+            seqs = [event.seq for event in subscribe(tmp_path, follow=False)]
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert seqs == list(range(40))
+        assert os.path.getsize(path) > 20_000_000 and peak < 8 << 20, peak
+
+    def test_records_left_untaken_come_with_the_next_call(self, log_path):
+        """appended() yields what was written since the last call, and what a caller
+        left untaken then."""
+        reader = EventLogReader(log_path)
+        try:
+            first = reader.appended()
+            assert [next(first)["seq"], next(first)["seq"]] == [0, 1]
+            first.close()
+            assert [record["seq"] for record in reader.appended()] == [2, 3, 4]
+            assert list(reader.appended()) == []
+        finally:
+            reader.close()
 
     def test_never_overwrites(self, log_path):
         """The recorder refuses to open an existing log."""
