@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventroll.errors import EventrollError, InputError
-from eventroll.events import EpisodeEnd, RunStart
+from eventroll.events import RunStart
 from eventroll.recorders.eventlog import FILE_NAME as EVENT_LOG, event_log_path
 from eventroll.spaces import space_from_description
 from eventroll.stats import summarize as summary_of
 from eventroll.trajectories.flat import FILE_NAME as TRAJECTORIES
 from eventroll.trajectories.record import STATUSES
-from eventroll.validation import HDF5_SIGNATURE, EpisodeTrack, LogChecker, Report, read_log
+from eventroll.validation import (HDF5_SIGNATURE, Ended, EpisodeTrack, LogChecker, Report,
+                                  read_log)
 
 STATS = "stats.json"
 RUN_FILES = ("config.yaml", EVENT_LOG, TRAJECTORIES, STATS, "run.jsonl")
@@ -108,7 +109,7 @@ def _event_log(path: str) -> tuple[dict[str, Any], list[Episode]]:
     return _summary(path, fields, episodes, [str(p) for p in report.problems]), episodes
 
 
-def _ended(track: EpisodeTrack, end: EpisodeEnd, start: RunStart | None) -> Episode:
+def _ended(track: EpisodeTrack, end: Ended, start: RunStart | None) -> Episode:
     """An ended episode of a log; seeds from run.start for one whose reset failed."""
     seeds = (track.env_seed, track.agent_seed)
     if not track.started and start is not None:

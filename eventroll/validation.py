@@ -374,7 +374,23 @@ def _gap(name: str, previous: int | None, value: int) -> str | None:
 
 # -- the checks ------------------------------------------------------------------------
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """What the checks and summaries keep of an ``episode.end`` (the whole event would take
+    three times the memory, for each episode of the log)."""
+
+    seq: int | None
+    worker: int
+    status: str
+    length: int
+    return_: float
+
+    @property
+    def aborted(self) -> bool:
+        return self.status == "aborted"
+
+
+@dataclass(slots=True)
 class EpisodeTrack:
     """What the log holds of one episode so far."""
 
@@ -387,7 +403,7 @@ class EpisodeTrack:
     agent_seed: int | None = None
     steps: int = 0
     next_t: int = 0
-    end: events.EpisodeEnd | None = None
+    end: Ended | None = None
 
 
 @dataclass
@@ -548,7 +564,8 @@ class LogChecker:
         if episode.steps != event.length:
             self._add(f"episode {event.episode}: episode.end says length {event.length}, its "
                       f"step.batch records hold {episode.steps} steps")
-        episode.end = event
+        episode.end = Ended(event.seq, event.worker, event.status, event.length,
+                            float(event.return_))
 
     def _on_episode_lost(self, event: events.EpisodeLost) -> None:
         """What arrived of the episode is void: it is aborted or played again from its start."""
