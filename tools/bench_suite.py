@@ -94,12 +94,23 @@ suite, the suite's RSS up to its exec, so a smaller figure may be the suite's;
 there the largest value sampled stands. Memory figures are the largest over the
 repeats.
 
+CPU. At the same looks, each process's user + system CPU time (``/proc/PID/stat``),
+keeping the last value seen (what a process does in its last ``0.1 s`` is missed);
+the tables give the median over the repeats by role. On this machine the speed of
+the cores changes by up to 2x within minutes, so two configurations timed a minute
+apart compare the hour as much as the code. The on / off target therefore also
+gives each round's own ratio and the ratio the run with all recorders predicts
+from its own CPU times: its recorder processes' CPU over its other processes'
+(driver, hub, workers), plus one (on two cores that stay busy, a run's time goes
+with the CPU time of its processes), measured under one load.
+
 Bytes on disk per step: the run directory's HDF5 files (``trajectories.h5``;
 Minari's dataset) and its event log (``events.msgpack``), each divided by the
 run's steps, medians of the repeats.
 
 Targets (the issue's): parallel 2 with all recorders >= 1.0x the plain loop;
-all recorders on / off, same runner, time per step <= 1.10x; start-up, a
+all recorders on / off, same runner, time per step <= 1.10x (by the medians; the
+detail as above); start-up, a
 one-episode run, <= 0.8 s; peak RSS of the largest process (any eventroll run
 of the suite) <= 120 MiB; HDF5 bytes per CartPole step <= 40; image through the
 bus and all recorders >= 400 MB/s (over the run); live latency p99 <= 100 ms.
@@ -140,7 +151,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Callable
+from typing import Any, Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_live  # noqa: E402  (tools/ is no package)
@@ -150,7 +161,8 @@ from bench_rollout import (ALL, LOG_ONLY, NONE, PARALLEL, Bench, Config, Outcome
 
 PROG = "bench_suite"   # the name in messages
 TOOLS = os.path.dirname(os.path.abspath(__file__))
-SAMPLE_INTERVAL = 0.1   # s between two looks at a run's processes
+SAMPLE_INTERVAL = 0.1   # s between two looks at a run's processes (CPU: up to this much unseen)
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 MIB = 1024              # KiB
 SCENARIOS = ("cartpole", "startup", "image", "latency")
 EVENT_LOG, TRAJECTORIES, RUN_LOG = "events.msgpack", "trajectories.h5", "run.jsonl"
@@ -242,6 +254,7 @@ class SuiteOutcome(Outcome):
     """One run, measured: its memory (``memory``: role -> peak RSS in KiB), disk and time."""
 
     memory: dict[str, int] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)   # role -> CPU seconds (user + system)
     roles_reliable: bool = True
     max_rss_kib: int = 0               # wait4's, if above the suite's own peak; else 0
     disk: dict[str, int] = field(default_factory=dict)   # hdf5, event_log, total: bytes
@@ -256,6 +269,7 @@ class Proc:
     ppid: int
     started: int            # clock ticks after boot
     peak_kib: int = 0
+    cpu_ticks: int = 0      # user + system CPU time in clock ticks, as last seen
     command: str = ""       # its command line, as last seen
     comm: str = ""          # its name (/proc/PID/comm): eventroll names its processes er-...
     files: set[str] = field(default_factory=set)   # names of run_dir files it had open
@@ -286,6 +300,7 @@ class ProcessTree:
                 self._adopt(pid)
         for proc in self.procs.values():
             proc.peak_kib = max(proc.peak_kib, vm_hwm(proc.pid))
+            proc.cpu_ticks = max(proc.cpu_ticks, cpu_ticks(proc.pid))
             proc.command = read_cmdline(proc.pid) or proc.command
             proc.comm = read_comm(proc.pid) or proc.comm
             files = open_files(proc.pid, self.run_dir)
@@ -304,31 +319,29 @@ class ProcessTree:
             self._strangers.add(pid)
 
     def roles(self, children: tuple[str, ...], marker: str | None
-              ) -> tuple[dict[str, int], bool]:
-        """Peak RSS (KiB) by role, and whether the roles could be told apart (else the
-        root's forked children are ``child 1``, ``child 2``, ... in start order). Children
-        that are no members of the session (Proc.session_member with ``marker``; ``uname
-        -p``, which ``platform`` runs at import) are ``helper NAME``."""
+              ) -> tuple[list[tuple[str, Proc]], bool]:
+        """The processes by role (``main`` first), and whether the roles could be told apart
+        (else the root's forked children are ``child 1``, ``child 2``, ... in start order).
+        Children that are no members of the session (Proc.session_member with ``marker``;
+        ``uname -p``, which ``platform`` runs at import) are ``helper NAME``."""
         ordered = sorted(self.procs.values(), key=lambda p: (p.started, p.pid))
         main = self.procs.get(self.root)
+        first = [("main", main)] if main else []
         kids = [p for p in ordered if p.ppid == self.root]
         named = {p.pid: comm_role(p.comm) for p in kids}
         if sorted(filter(None, named.values())) == sorted(children) and len(ordered) == len(kids) + 1:
-            memory = {"main": main.peak_kib} if main else {}
-            memory.update((named[p.pid] or f"helper {p.comm or '?'}", p.peak_kib) for p in kids)
-            return memory, True
+            return first + [(named[p.pid] or f"helper {p.comm or '?'}", p) for p in kids], True
         forks = [p for p in kids if p.session_member(main, marker)]
         reliable = len(forks) == len(children) and all(
             EVIDENCE[f] == role for p, role in zip(forks, children)
             for f in p.files & EVIDENCE.keys())
         names = children if reliable else [f"child {i + 1}" for i in range(len(forks))]
-        memory = {"main": main.peak_kib} if main else {}
-        memory.update((name, p.peak_kib) for name, p in zip(names, forks))
-        memory.update((f"helper {os.path.basename(p.command.split()[0]) if p.command else '?'}",
-                       p.peak_kib) for p in kids if p not in forks)
+        helpers = [(f"helper {os.path.basename(p.command.split()[0]) if p.command else '?'}", p)
+                   for p in kids if p not in forks]
         others = [p for p in ordered if p.pid != self.root and p.ppid != self.root]
-        memory.update((f"descendant {i + 1}", p.peak_kib) for i, p in enumerate(others))
-        return memory, reliable and not others
+        return (first + list(zip(names, forks)) + helpers
+                + [(f"descendant {i + 1}", p) for i, p in enumerate(others)],
+                reliable and not others)
 
 
 def read_stat(pid: int) -> tuple[int, int] | None:
@@ -339,6 +352,16 @@ def read_stat(pid: int) -> tuple[int, int] | None:
     except (OSError, IndexError):
         return None
     return int(fields[1]), int(fields[19])
+
+
+def cpu_ticks(pid: int) -> int:
+    """A process's user + system CPU time in clock ticks, 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as file:
+            fields = file.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0
+    return int(fields[11]) + int(fields[12])
 
 
 def comm_role(comm: str) -> str | None:
@@ -464,8 +487,10 @@ class SuiteBench(Bench):
             span = run_span(config, run_dir)
         except bench_rollout.RECORD_ERRORS as exc:
             return Outcome(False, wall=wall, error=f"cannot read the step count: {exc}")
-        memory, reliable = tree.roles(config.children, None if config.plain else RUN_LOG)
-        return SuiteOutcome(True, int(record["steps"]), wall, memory=memory,
+        roles, reliable = tree.roles(config.children, None if config.plain else RUN_LOG)
+        return SuiteOutcome(True, int(record["steps"]), wall,
+                            memory={role: p.peak_kib for role, p in roles},
+                            cpu={role: p.cpu_ticks / CLOCK_TICKS for role, p in roles},
                             roles_reliable=reliable,
                             max_rss_kib=run.max_rss_kib if run.max_rss_kib > own_kib else 0,
                             disk=disk_usage(run_dir), run_wall=span)
@@ -658,8 +683,38 @@ def rate_ratio(what: str, goal: str, limit: float, at_least: bool, top: str, bot
 
 speed_target = rate_ratio("parallel 2, all recorders vs plain loop (steps/s)", ">= 1.00x", 1.0,
                           True, "2, all recorders", "plain loop")
-overhead_target = rate_ratio("all recorders on / off, parallel 2 (time per step)", "<= 1.10x", 1.10,
-                             False, "2, recorders off", "2, all recorders")
+_overhead_by_medians = rate_ratio("all recorders on / off, parallel 2 (time per step)", "<= 1.10x",
+                                  1.10, False, "2, recorders off", "2, all recorders")
+
+
+def overhead_target(results: Results) -> list[Target]:
+    """All recorders on / off by the medians of steps/s; the detail gives each round's own
+    ratio and what the recorders' share of the CPU in the runs with them predicts (on two
+    busy cores a run's time goes with its processes' CPU time): unlike the medians, taken
+    under the same load as what it is compared with."""
+    found = _overhead_by_medians(results)
+    on, off = find(results, "cartpole", "2, all recorders"), find(results, "cartpole",
+                                                                  "2, recorders off")
+    if found and on and off:
+        rounds = " ".join(f"{b.rate / a.rate:.2f}x" for a, b in zip(on.runs, off.runs))
+        share = recorders_share(on)
+        predicted = "" if share is None else (
+            f"; in-run CPU: the recorders took {share:.1%} of the other processes' CPU "
+            f"(median), on / off {1 + share:.3f}x on busy cores")
+        found[0].detail = f"rounds {rounds}{predicted}"
+    return found
+
+
+def recorders_share(s: Series) -> float | None:
+    """The median over the runs of the recorder processes' CPU time over the others'."""
+    shares = []
+    for run in s.runs:
+        cpu = getattr(run, "cpu", {})
+        recorders = sum(cpu.get(role, 0.0) for role in RECORDERS)
+        rest = sum(cpu.values()) - recorders
+        if recorders and rest > 0:
+            shares.append(recorders / rest)
+    return statistics.median(shares) if shares else None
 
 
 def startup_target(results: Results) -> list[Target]:
@@ -741,14 +796,39 @@ def throughput_table(title: str, series: list[Series], baseline: float | None,
 
 def memory_table(title: str, series: list[Series], markdown: bool) -> list[str]:
     memories = [peak_memory(s) for s in series]
-    seen = list(dict.fromkeys(role for memory in memories for role in memory))
-    known = ["main", "hub", *RECORDERS]   # then the workers and the rest, as they came
-    roles = sorted(seen, key=lambda r: (known.index(r) if r in known else len(known),
-                                        seen.index(r)))
+    roles = ordered_roles(memories)
     rows = [[s.config.name, *(mib_cell(memory.get(r)) for r in roles)]
             for s, memory in zip(series, memories)]
     return bench_rollout.render_table(title, ["configuration", *roles], rows,
                                       set(range(1, len(roles) + 1)), markdown)
+
+
+def ordered_roles(by_role: list[dict[str, Any]]) -> list[str]:
+    """The roles in these tables' order: main, hub, the recorders, then the workers and the
+    rest as they came."""
+    seen = list(dict.fromkeys(role for values in by_role for role in values))
+    known = ["main", "hub", *RECORDERS]
+    return sorted(seen, key=lambda r: (known.index(r) if r in known else len(known),
+                                       seen.index(r)))
+
+
+def cpu_table(title: str, series: list[Series], markdown: bool) -> list[str]:
+    """CPU seconds (user + system) of each process, the median over the runs."""
+    cpus = [{role: statistics.median(values) for role, values in _cpu_by_role(s).items()}
+            for s in series]
+    roles = ordered_roles(cpus)
+    rows = [[s.config.name, *("-" if r not in cpu else f"{cpu[r]:,.2f}" for r in roles)]
+            for s, cpu in zip(series, cpus)]
+    return bench_rollout.render_table(title, ["configuration", *roles], rows,
+                                      set(range(1, len(roles) + 1)), markdown)
+
+
+def _cpu_by_role(s: Series) -> dict[str, list[float]]:
+    values: dict[str, list[float]] = {}
+    for run in s.runs:
+        for role, seconds in getattr(run, "cpu", {}).items():
+            values.setdefault(role, []).append(seconds)
+    return values
 
 
 def mib_cell(kib: int | None) -> str:
@@ -797,7 +877,11 @@ def report(results: Results, args: argparse.Namespace, notes: dict) -> str:
             lines += [*throughput_table(f"{short}, {what}, {repeats}", series, baseline,
                                         args.markdown), "",
                       *memory_table(f"{short}: peak RSS (MiB) by process, the largest of the runs",
-                                    series, args.markdown), ""]
+                                    series, args.markdown), "",
+                      *cpu_table(f"{short}: CPU seconds by process, {repeats}",
+                                 [x for x in series if any(getattr(run, "cpu", None)
+                                                           for run in x.runs)],
+                                 args.markdown), ""]
     live = [s for s in results.get("latency", []) if s.runs]
     if live:
         lines += [*latency_table(live, args.markdown), ""]

@@ -12,7 +12,7 @@ SUITE = os.path.join(ROOT, "tools", "bench_suite.py")
 class TestBenchSuite:
     def test_tiny_run_writes_every_configuration(self, tmp_path):
         """A one-repeat run of 20,000 steps exits 0, and its JSON holds every configuration
-        of every scenario with positive steps/s, peak memory and the targets. (With 3,000
+        of every scenario with positive steps/s, peak memory, CPU time and the targets. (With 3,000
         steps a worker could start and end between two of the suite's looks at /proc,
         0.1 s apart, and the roles could not be told apart.)"""
         out = tmp_path / "suite.json"
@@ -41,5 +41,10 @@ class TestBenchSuite:
         assert {role for role in roles if not role.startswith("helper ")} == {
             "main", "hub", "eventlog", "trajectories+stats", "worker 0", "worker 1"}
         assert eventroll_all["largest_process_kib"] > 0
+        [run] = eventroll_all["runs"]   # CPU seconds of every process: the workers did the most
+        assert set(run["cpu"]) == roles and all(seconds >= 0 for seconds in run["cpu"].values())
+        assert min(run["cpu"]["worker 0"], run["cpu"]["worker 1"]) > run["cpu"]["hub"]
+        [overhead] = [t for t in data["targets"] if t["what"].startswith("all recorders on / off")]
+        assert "in-run CPU: the recorders took" in overhead["detail"]
         assert {t["what"].split(":")[0] for t in data["targets"]} >= {"start-up"}
         assert os.listdir(tmp_path) == ["suite.json"]   # every run directory removed
