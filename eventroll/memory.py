@@ -48,7 +48,8 @@ def collect_rarely() -> None:
     ``GC_THRESHOLDS[0]`` new containers. eventroll's hot paths make no reference
     cycles, so memory is what it was.
 
-    For eventroll's own processes only (the command line, hub, recorders, workers): it
-    changes the whole interpreter."""
+    For eventroll's processes that run no user code (the recorders, and the commands that
+    read recordings): it changes the whole interpreter, and an env or a policy may make
+    reference cycles that hold large buffers, which a rare collection would keep longer."""
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)

@@ -16,6 +16,10 @@ from eventroll.errors import EventrollError
 from eventroll.memory import collect_rarely, keep_freed_memory
 
 FOLLOWERS = ("tail", "watch")  # they follow a run at a lowered CPU priority (--nice)
+# they run an env and a policy in this process: Python's collector stays as it is for them
+# (user code may make reference cycles that hold large buffers); the others only read
+# recordings, and collect rarely (eventroll.memory.collect_rarely)
+RUNS_USER_CODE = ("run", "rerun", "render")
 
 # command -> (module in eventroll.cli, one line of help)
 COMMANDS = {
@@ -45,7 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     # per core, and numpy's import starts a thread a core otherwise (60 ms here)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     keep_freed_memory()
-    collect_rarely()
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
         print(usage(), end="")
@@ -59,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{', '.join(COMMANDS)} (see `eventroll --help`)", file=sys.stderr)
         return 2
     help_asked = any(arg in ("-h", "--help") for arg in rest)
+    if command not in RUNS_USER_CODE:
+        collect_rarely()
     try:
         if command in FOLLOWERS and not help_asked:
             early_priority(rest)  # before the imports: a follower's start-up is work too

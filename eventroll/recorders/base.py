@@ -10,6 +10,7 @@ from typing import Any, Protocol, Union
 from eventroll import codec, events
 from eventroll.bus import Delivery, DurableSubscription
 from eventroll.errors import CodecError, EventError, write_error
+from eventroll.memory import collect_rarely
 from eventroll.stream import SequenceChecker
 
 IDLE_TICK = 0.05
@@ -287,7 +288,9 @@ def member_reports(name: str, report: dict[str, Any]) -> dict[str, dict[str, Any
 
 def recorder_main(specs: list[RecorderSpec], endpoint: str, name: str,
                   register_timeout: float) -> None:
-    """Process entry point: build the recorders, register with the hub as ``name``, record."""
+    """Process entry point: build the recorders, register with the hub as ``name``, record.
+    Python's cyclic collector runs rarely here (:func:`eventroll.memory.collect_rarely`)."""
+    collect_rarely()
     recorders = {spec.name: spec.factory(**spec.kwargs) for spec in specs}
     recorder = RecorderGroup(recorders) if len(recorders) > 1 else recorders[specs[0].name]
     subscription = DurableSubscription(endpoint, name, timeout=register_timeout)

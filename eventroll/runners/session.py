@@ -29,7 +29,7 @@ from eventroll.errors import BusError
 from eventroll.events import Event
 from eventroll.files import name_process
 from eventroll.live import announce
-from eventroll.memory import collect_rarely, keep_freed_memory
+from eventroll.memory import keep_freed_memory
 from eventroll.runners.interruption import ignore_interruptions
 from eventroll.recorders.base import RecorderSpec, member_reports, process_groups, recorder_main
 
@@ -86,12 +86,10 @@ def exit_reason(exitcode: int) -> str:
 def child_main(target: Any, *args: Any) -> None:
     """Entry point of every process a session starts: it takes the name of its role
     (:func:`name_process`), reuses the memory of large buffers (:func:`keep_freed_memory`),
-    collects cyclic garbage rarely and never over what it inherited (:func:`collect_rarely`),
     SIGINT and SIGTERM are the driver's to answer (:mod:`eventroll.runners.interruption`),
     then ``target(*args)``."""
     name_process(multiprocessing.current_process().name)
     keep_freed_memory()
-    collect_rarely()
     ignore_interruptions()
     target(*args)
 
