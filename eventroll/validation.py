@@ -376,8 +376,8 @@ def _gap(name: str, previous: int | None, value: int) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Ended:
-    """What the checks and summaries keep of an ``episode.end`` (the whole event would take
-    three times the memory, for each episode of the log)."""
+    """What the checks and summaries keep of an ``episode.end`` (the whole event, with the
+    values it holds, took five times the memory, for each episode of the log)."""
 
     seq: int | None
     worker: int

@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from eventroll import memory
 
-    if hasattr(memory, "collect_rarely"):  # as eventroll's processes do (absent before b0fed8c)
+    if hasattr(memory, "collect_rarely"):  # as the recorder processes do (absent before b0fed8c)
         memory.collect_rarely()
     workdir = tempfile.mkdtemp(prefix="eventroll-bench-")
     try:
