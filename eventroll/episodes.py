@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from eventroll.events import EpisodeEnd, EpisodeLost, EpisodeStart, Event, StepBatch
+from eventroll.stream import IndexSet
 
 
 def concat(columns: list[Any]) -> Any:
@@ -58,16 +59,33 @@ class Episode:
 
 def assemble(events: Iterable[Event]) -> dict[int, Episode]:
     """Episodes by index. Steps are checked to be contiguous within each episode."""
-    episodes: dict[int, Episode] = {}
+    return {episode.index: episode for episode in episodes_as_they_end(events)}
+
+
+def episodes_as_they_end(events: Iterable[Event]) -> Iterator[Episode]:
+    """Each started episode as its ``episode.end`` arrives, then, in index order, those that
+    never ended (``end`` None). Only the episodes in flight are held, however long the
+    stream. Steps are checked to be contiguous within each episode (ValueError)."""
+    open_: dict[int, Episode] = {}
+    started = IndexSet()  # what did start, until it is lost (then it may start again)
     for event in events:
         if isinstance(event, EpisodeStart):
-            if event.episode in episodes:
+            if event.episode in started:
                 raise ValueError(f"episode {event.episode} started twice")
-            episodes[event.episode] = Episode.started(event)
+            started.add(event.episode)
+            open_[event.episode] = Episode.started(event)
         elif isinstance(event, StepBatch):
-            episodes[event.episode].add(event)
-        elif isinstance(event, EpisodeEnd) and event.episode in episodes:
-            episodes[event.episode].end = event
+            episode = open_.get(event.episode)
+            if episode is None:
+                raise ValueError(f"step.batch of episode {event.episode} outside its "
+                                 "episode.start and episode.end")
+            episode.add(event)
+        elif isinstance(event, EpisodeEnd) and event.episode in open_:
+            episode = open_.pop(event.episode)
+            episode.end = event
+            yield episode
         elif isinstance(event, EpisodeLost):  # what arrived of it is void
-            episodes.pop(event.episode, None)
-    return episodes
+            open_.pop(event.episode, None)
+            started.discard(event.episode)
+    for index in sorted(open_):
+        yield open_[index]

@@ -11,7 +11,8 @@ Aborted or unfinished episodes are re-executed up to their last recorded step.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 from eventroll.environments import EnvFactory, env_factory
-from eventroll.episodes import Episode, assemble
+from eventroll.episodes import Episode, episodes_as_they_end
 from eventroll.errors import ConfigError, EventrollError, one_line
 from eventroll.events import EpisodeEnd, EpisodeStart, Event, RunStart, StepBatch
 from eventroll.recorders.eventlog import event_log_path, read_events
@@ -48,25 +49,42 @@ def load_recording(run_dir_or_event_log: str | os.PathLike[str],
                    episodes: Iterable[int] | None = None) -> Recording:
     """Read ``run.start`` and the given episodes (all when None) from a run's event log."""
     path = event_log_path(run_dir_or_event_log)
+    start, recorded = recorded_episodes(path, episodes)
+    return Recording(path, start, dict(sorted((e.index, e) for e in recorded)))
+
+
+def recorded_episodes(path: str, episodes: Iterable[int] | None = None
+                      ) -> tuple[RunStart, Generator[Episode, None, None]]:
+    """A log's ``run.start`` (its first record) and an iterator over the given episodes (all
+    when None), each as soon as it has ended in the log (only the episodes in flight are
+    held), then those that never ended. An episode asked for outside the run is refused at
+    once; one that is not in the log, once the log is read (:class:`ConfigError`)."""
     wanted = None if episodes is None else {int(e) for e in episodes}
-    starts: list[RunStart] = []
+    events = _selected(read_events(path), wanted)
+    start = next(events, None)
+    if not isinstance(start, RunStart):
+        events.close()
+        raise EventrollError(f"{path} does not begin with run.start: the env cannot be rebuilt")
+    outside = sorted(i for i in wanted or () if not 0 <= i < start.n_episodes)
+    if outside:
+        events.close()
+        raise _missing(path, outside[0], start.n_episodes)
+    return start, _episodes(path, events, wanted, start.n_episodes)
 
-    def events() -> Iterator[Event]:
-        for event in _selected(read_events(path), wanted):
-            if isinstance(event, RunStart):
-                starts.append(event)
-            yield event
 
+def _episodes(path: str, events: Iterator[Event], wanted: set[int] | None,
+              n_episodes: int) -> Generator[Episode, None, None]:
+    found: set[int] = set()  # of the episodes asked for
     try:
-        recorded = assemble(events())
+        for episode in episodes_as_they_end(events):
+            if wanted is not None:
+                found.add(episode.index)
+            yield episode
     except ValueError as exc:  # steps missing within an episode
         raise EventrollError(f"{path}: {exc}") from None
-    if not starts:
-        raise EventrollError(f"{path} holds no run.start event: the env cannot be rebuilt")
-    missing = sorted((wanted or set()) - set(recorded))
+    missing = sorted((wanted or set()) - found)
     if missing:
-        raise _missing(path, missing[0], starts[0].n_episodes)
-    return Recording(path, starts[0], dict(sorted(recorded.items())))
+        raise _missing(path, missing[0], n_episodes)
 
 
 def _missing(path: str, index: int, n_episodes: int) -> ConfigError:
@@ -282,9 +300,11 @@ def reexecute(run_dir_or_event_log: str | os.PathLike[str],
 
     Raises :class:`ConfigError` when the log or an episode is missing or the env cannot be
     rebuilt (an env object passed to ``run_with``, an import that fails)."""
-    recording = load_recording(run_dir_or_event_log, episodes)
-    env = build_env(recording.start)
-    try:
-        return [check_episode(env, episode) for episode in recording.episodes.values()]
-    finally:
-        env.close()
+    start, recorded = recorded_episodes(event_log_path(run_dir_or_event_log), episodes)
+    with closing(recorded):
+        env = build_env(start)
+        try:  # each episode as it ends in the log: memory holds the episodes in flight only
+            checks = [check_episode(env, episode) for episode in recorded]
+        finally:
+            env.close()
+    return sorted(checks, key=lambda check: check.episode)

@@ -68,6 +68,10 @@ class IndexSet:
         byte = index >> 3
         return index >= 0 and byte < len(self._bits) and bool(self._bits[byte] & (1 << (index & 7)))
 
+    def discard(self, index: int) -> None:
+        if index in self:
+            self._bits[index >> 3] &= ~(1 << (index & 7)) & 0xFF
+
 
 def range_message(stream: str, expected: int, got: int, name: str) -> str:
     """Names the events of ``stream`` missing (or repeated) when ``got`` came instead of
