@@ -45,7 +45,11 @@ EPISODE_RECORD = np.dtype([("index", "<i8"), ("worker", "<i4"), ("agent_seed", "
                            ("status", "S10")])
 LIBVER = ("v108", "v108")  # HDF5 1.8 format: v3 superblocks leave a killed writer's file
 # marked open for write, unreadable without h5clear
-BLOCK_EPISODES = 1024  # a flush also comes after this many episodes (memory, see _MetadataHold)
+# a flush also comes after this many episodes: the metadata cache holds a block's groups
+# until the flush (_MetadataHold). At 1,024, exporting 4,500 CartPole episodes peaked at
+# 132 MiB and 45,000 at 165; at 256, 94 and 127, in the same time (36.8 to 53.0 s against
+# 45.7 to 54.5 for 45,000)
+BLOCK_EPISODES = 256
 COMPACT_BYTES = 16 * 1024  # arrays up to this size live in their object header
 PNG_LEVEL = 1
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
