@@ -104,9 +104,9 @@ def _encode_default(obj: Any) -> Any:
     if type(obj) is RawArray:  # written again as it arrived
         return msgpack.ExtType(EXT_NDARRAY, obj.payload)
     if isinstance(obj, np.ndarray):
-        _check_array_dtype(obj)
         if obj.nbytes >= LARGE_ARRAY:
-            raise _LargeArray  # encode takes it whole
+            raise _LargeArray  # encode takes it whole, and checks its dtype there
+        _check_array_dtype(obj)
         head, _ = array_head(obj.dtype.str, obj.shape)
         return msgpack.ExtType(EXT_NDARRAY, head + obj.tobytes())  # C order, whatever the layout
     if isinstance(obj, np.str_):

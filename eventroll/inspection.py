@@ -115,7 +115,7 @@ def _ended(track: EpisodeTrack, end: Ended, start: RunStart | None) -> Episode:
     if not track.started and start is not None:
         seeds = tuple(_item(start_seeds, track.index)
                       for start_seeds in (start.env_seeds, start.agent_seeds))
-    return Episode(track.index, end.worker, end.status, end.length, float(end.return_), *seeds)
+    return Episode(track.index, end.worker, end.status, end.length, end.return_, *seeds)
 
 
 def _item(values: Sequence[int], index: int) -> int | None:

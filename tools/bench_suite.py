@@ -344,24 +344,26 @@ class ProcessTree:
                 reliable and not others)
 
 
-def read_stat(pid: int) -> tuple[int, int] | None:
-    """(parent pid, start time in clock ticks) of a process, None if it is gone."""
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the process's name (``fields[0]`` is its
+    state, field 3 of proc(5)), None if it is gone."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as file:
-            fields = file.read().rsplit(")", 1)[1].split()
+            return file.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    return int(fields[1]), int(fields[19])
+
+
+def read_stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start time in clock ticks) of a process, None if it is gone."""
+    fields = stat_fields(pid)
+    return None if fields is None else (int(fields[1]), int(fields[19]))
 
 
 def cpu_ticks(pid: int) -> int:
     """A process's user + system CPU time in clock ticks, 0 if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as file:
-            fields = file.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0
-    return int(fields[11]) + int(fields[12])
+    fields = stat_fields(pid)
+    return 0 if fields is None else int(fields[11]) + int(fields[12])
 
 
 def comm_role(comm: str) -> str | None:
