@@ -86,13 +86,14 @@ class ParallelRunner(RolloutRunner):
         plan.interruption.on_stop(stop)
         supervisor = Supervisor(session, handout, self._template, plan.interruption)
         try:
-            while supervisor.running:
+            while True:
+                supervisor.check()
+                if not supervisor.running:
+                    break
                 progress = session.progress(SUPERVISE_INTERVAL, supervisor.sentinels())
                 if progress is not None:
                     self.progress.update(progress["episode_ends"], progress["steps"])
                 session.check()
-                supervisor.check()
-            supervisor.check()
         except BaseException:  # the run cannot go on (the hub died, a second Ctrl-C)
             reap(list(supervisor.workers.values()), 0.0)
             raise

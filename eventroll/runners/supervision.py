@@ -53,7 +53,11 @@ class Supervisor:
 
     @property
     def running(self) -> bool:
-        return any(process.exitcode is None for process in self.workers.values())
+        """Whether a worker is alive or one has died and :meth:`check` has not yet handled
+        it (its handling may start a replacement, which must be watched in turn)."""
+        return any(process.exitcode is None
+                   or (process.exitcode != 0 and worker not in self._handled)
+                   for worker, process in self.workers.items())
 
     def sentinels(self) -> list[int]:
         """The sentinels of the workers still running: readable once one has ended."""
