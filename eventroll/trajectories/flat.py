@@ -163,6 +163,9 @@ def _heap_rows(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     return data, np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs))
 
 
+_VIEWS = frozenset({memoryview})
+
+
 class Rows:
     """The rows of one dataset, taken from many arrays and joined once per block.
 
@@ -213,7 +216,7 @@ class Rows:
         parts = self.parts if parts is None else parts
         taken, wire, shape = parts[:], self.wire, self.row_shape
         parts.clear()
-        if all(type(part) is memoryview for part in taken):
+        if _VIEWS.issuperset(map(type, taken)):  # all views (a generator took 5 % of replay)
             data = np.frombuffer(b"".join(taken), wire).reshape(-1, *shape)
         else:
             data = np.concatenate([
