@@ -106,10 +106,12 @@ class TestRerun:
             run_dir=str(tmp_path / "run"))
         assert result.ok and all(check.ok for check in reexecute(result.run_dir))
 
-        def alter(record: dict) -> dict:
-            if record["kind"] == "step.batch" and record["episode"] == 1:
+        def alter(record: dict) -> dict:  # step 2 of episode 1, in whichever batch holds it
+            # (a loaded machine may send an episode's steps in more than one batch)
+            if record["kind"] == "step.batch" and record["episode"] == 1 \
+                    and record["t0"] <= 2 < record["t0"] + record["n"]:
                 leaf = record["observation"]["inner"][1]["k"]
-                leaf[2] = 1 - leaf[2]
+                leaf[2 - record["t0"]] = 1 - leaf[2 - record["t0"]]
             return record
 
         rewrite_log(result.event_log, tmp_path / "altered.msgpack", alter)

@@ -350,3 +350,34 @@ def test_image_blocks_are_bounded_in_bytes(tmp_path):
     finally:
         writer.close()
 
+
+
+def test_episodes_are_found_by_index_whatever_order_they_were_written_in(tmp_path):
+    """The reader finds each episode by its run index (written 7, 2, 5: read 2, 5, 7), says
+    which are not there, and refuses a missing one by name."""
+    from gymnasium import spaces
+
+    from eventroll.trajectories.flat import FlatWriter
+    from eventroll.trajectories.record import Trajectory
+
+    box = spaces.Box(-1.0, 1.0, (2,), np.float32)
+    path = str(tmp_path / "t.h5")
+    writer = FlatWriter(path, box, spaces.Discrete(2))
+    for index, length in ((7, 3), (2, 1), (5, 2)):
+        observations = np.full((length + 1, 2), index / 10, np.float32)
+        writer.add(Trajectory(
+            index=index, worker=0, env_seed=100 + index, agent_seed=200 + index,
+            status="terminated", return_=float(length), reset_observation=observations[0],
+            next_observations=observations[1:], actions=np.zeros(length, np.int64),
+            rewards=np.ones(length), terminations=np.arange(length) == length - 1,
+            truncations=np.zeros(length, bool), infos=None, reset_info=None, logits=None))
+    writer.close()
+    with open_trajectories(path) as trajectories:
+        assert (len(trajectories), trajectories.indices) == (3, [2, 5, 7])
+        assert [(t.index, t.length, t.env_seed) for t in trajectories] == \
+            [(2, 1, 102), (5, 2, 105), (7, 3, 107)]
+        assert trajectories[np.int64(5)].agent_seed == 205
+        assert 7 in trajectories and np.int32(2) in trajectories
+        assert 3 not in trajectories and 8 not in trajectories and "7" not in trajectories
+        with pytest.raises(KeyError, match=r"episode 4 is not in .*t\.h5 \(3 episodes\)"):
+            trajectories[4]
