@@ -87,7 +87,7 @@ class Supervisor:
             if self._deaths[aborted] <= self._template.settings.retries:
                 aborted = None  # played again, as a retry
         replay = [e for e in unfinished if e != aborted]
-        replacement = self._replace(replay)
+        replacement = self._replacement(replay)
         what = (f"episode {aborted} aborted" if aborted is not None else "no episode aborted")
         if replay:
             what += (f"; episodes {_listed(replay)} played again by worker {replacement}"
@@ -96,18 +96,22 @@ class Supervisor:
         message = f"{died}: {what}"
         self._end_stream(worker, process.pid, reply["last_wseq"] + 1, unfinished, aborted,
                          len(ended), message)
+        # only now, the dead worker's stream ended and acknowledged: the replacement's
+        # records of the episodes it plays again come after their episode.lost
+        if replacement is not None:
+            spec = dataclasses.replace(self._template, worker=replacement, first=tuple(replay))
+            self.workers[replacement] = self._session.spawn(f"eventroll-worker-{replacement}",
+                                                            worker_main, (spec,))
         return message
 
-    def _replace(self, replay: list[int]) -> int | None:
-        """Start a worker that plays ``replay`` first, then takes new episodes."""
+    def _replacement(self, replay: list[int]) -> int | None:
+        """The id of the worker to start in place of a dead one, to play ``replay`` first,
+        then take new episodes; None if none is to be started."""
         left = replay or self._handout.counter.value < self._template.n_episodes
         if len(self.workers) - self._initial >= REPLACEMENTS or not left \
                 or self._interruption.requested:
             return None
-        worker = len(self.workers)
-        spec = dataclasses.replace(self._template, worker=worker, first=tuple(replay))
-        self.workers[worker] = self._session.spawn(f"eventroll-worker-{worker}", worker_main, (spec,))
-        return worker
+        return len(self.workers)
 
     def _end_stream(self, worker: int, pid: int, next_wseq: int, unfinished: list[int],
                     aborted: int | None, arrived: int, message: str) -> None:
