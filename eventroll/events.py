@@ -135,6 +135,10 @@ class StepBatch(Event):
     logits: Any = None
 
 
+STATUSES = ("terminated", "truncated", "aborted", "incomplete")  # of an ended episode
+STATUS_CODES = {status: code for code, status in enumerate(STATUSES)}  # as files store them
+
+
 @dataclass(kw_only=True, slots=True)
 class EpisodeEnd(Event):
     KIND: ClassVar[str] = "episode.end"

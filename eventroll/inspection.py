@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import math
 import os
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from eventroll.errors import EventrollError, InputError
-from eventroll.events import RunStart
+from eventroll.events import STATUSES, RunStart
 from eventroll.recorders.eventlog import FILE_NAME as EVENT_LOG, event_log_path
 from eventroll.spaces import space_from_description
 from eventroll.stats import summarize as summary_of
 from eventroll.trajectories.flat import FILE_NAME as TRAJECTORIES
-from eventroll.trajectories.record import STATUSES
-from eventroll.validation import (HDF5_SIGNATURE, Ended, EpisodeTrack, LogChecker, Report,
+from eventroll.validation import (HDF5_SIGNATURE, NO_SEED, EndedEpisodes, LogChecker, Report,
                                   read_log)
 
 STATS = "stats.json"
@@ -34,16 +34,17 @@ PLOT_NAME = "returns.png"
 
 
 @dataclass(frozen=True)
-class Episode:
-    """One ended episode, as a summary counts it."""
+class Episodes:
+    """The ended episodes a summary counts, a column each (one row an episode): status
+    codes index :data:`~eventroll.events.STATUSES`; a seed of ``NO_SEED`` is none."""
 
-    index: int
-    worker: int
-    status: str
-    length: int
-    return_: float
-    env_seed: int | None
-    agent_seed: int | None
+    index: np.ndarray
+    worker: np.ndarray
+    status: np.ndarray
+    length: np.ndarray
+    return_: np.ndarray
+    env_seed: np.ndarray
+    agent_seed: np.ndarray
 
 
 @dataclass
@@ -68,7 +69,8 @@ def inspect_artifact(path: str | os.PathLike[str]) -> Inspection:
         summary, episodes = _trajectories(path)
     else:
         summary, episodes = _event_log(path)
-    returns = sorted((e.index, e.return_) for e in episodes)
+    order = np.lexsort((episodes.return_, episodes.index))
+    returns = list(zip(episodes.index[order].tolist(), episodes.return_[order].tolist()))
     return Inspection(summary, returns)
 
 
@@ -84,23 +86,21 @@ def artifact_kind(path: str) -> str:
 
 # -- the artifacts ----------------------------------------------------------------------
 
-def _event_log(path: str) -> tuple[dict[str, Any], list[Episode]]:
+def _event_log(path: str) -> tuple[dict[str, Any], Episodes]:
     report = Report(path)
     checker = LogChecker(report, schemas=False)
     for offset, record in read_log(path, report):
         checker.check(offset, record)
     checker.finish()
     start, end = checker.run_start, checker.run_end
-    episodes = [_ended(track, track.end, start) for track in checker.episodes.values()
-                if track.end is not None]
+    episodes = _ended(checker.ended, start)
     fields = {
         "artifact": "event log", "run_id": report.header.get("run_id"),
         "env": start.env if start else None, "runner": start.runner if start else None,
         "n_workers": start.n_workers if start else None,
         "run_status": end.status if end else "unfinished",
         "episodes_planned": start.n_episodes if start else None,
-        "episodes_without_end": sum(t.started and t.end is None
-                                    for t in checker.episodes.values()),
+        "episodes_without_end": sum(t.started for t in checker.episodes.values()),
         "steps": checker.steps,
         "observation_space": _space_text(start.observation_space) if start else None,
         "action_space": _space_text(start.action_space) if start else None,
@@ -109,17 +109,19 @@ def _event_log(path: str) -> tuple[dict[str, Any], list[Episode]]:
     return _summary(path, fields, episodes, [str(p) for p in report.problems]), episodes
 
 
-def _ended(track: EpisodeTrack, end: Ended, start: RunStart | None) -> Episode:
-    """An ended episode of a log; seeds from run.start for one whose reset failed."""
-    seeds = (track.env_seed, track.agent_seed)
-    if not track.started and start is not None:
-        seeds = tuple(_item(start_seeds, track.index)
-                      for start_seeds in (start.env_seeds, start.agent_seeds))
-    return Episode(track.index, end.worker, end.status, end.length, end.return_, *seeds)
-
-
-def _item(values: Sequence[int], index: int) -> int | None:
-    return int(values[index]) if 0 <= index < len(values) else None
+def _ended(ended: EndedEpisodes, start: RunStart | None) -> Episodes:
+    """The ended episodes of a log; seeds from run.start for those whose reset failed."""
+    index = ended.column("index").copy()
+    seeds = {name: ended.column(name).copy() for name in ("env_seed", "agent_seed")}
+    unstarted = np.flatnonzero(ended.column("started") == 0)
+    if len(unstarted) and start is not None:
+        for name, start_seeds in (("env_seed", start.env_seeds), ("agent_seed", start.agent_seeds)):
+            for row in unstarted.tolist():
+                i = int(index[row])
+                seeds[name][row] = int(start_seeds[i]) if 0 <= i < len(start_seeds) else NO_SEED
+    return Episodes(index, ended.column("worker").copy(), ended.column("status").copy(),
+                    ended.column("length").copy(), ended.column("return_").copy(),
+                    seeds["env_seed"], seeds["agent_seed"])
 
 
 def _space_text(description: dict[str, Any]) -> str:
@@ -129,10 +131,10 @@ def _space_text(description: dict[str, Any]) -> str:
         return f"{description.get('type', 'unknown')} (not rebuilt)"
 
 
-def _trajectories(path: str) -> tuple[dict[str, Any], list[Episode]]:
+def _trajectories(path: str) -> tuple[dict[str, Any], Episodes]:
     import h5py
 
-    from eventroll.trajectories.flat import INDEX, NO_SEED, open_trajectories
+    from eventroll.trajectories.flat import INDEX, NO_SEED as FLAT_NO_SEED, open_trajectories
 
     with open_trajectories(path) as file:
         head = {"artifact": "trajectories", "run_id": file.run_id, "env": file.env,
@@ -140,31 +142,32 @@ def _trajectories(path: str) -> tuple[dict[str, Any], list[Episode]]:
                 "action_space": str(file.action_space)}
     with h5py.File(path, "r", swmr=True) as raw:
         count = min(raw["episodes"][name].shape[0] for name in INDEX)
-        column = {name: raw["episodes"][name][:count].tolist() for name in INDEX}
+        column = {name: raw["episodes"][name][:count] for name in INDEX}
         rows = raw["rewards"].shape[0]
-    seed = {name: [None if s == NO_SEED else s for s in column[name]]
+    seed = {name: np.where(column[name] == FLAT_NO_SEED, NO_SEED, column[name]).astype(np.int64)
             for name in ("env_seed", "agent_seed")}
-    episodes = [Episode(*values) for values in zip(
-        column["index"], column["worker"], [STATUSES[s] for s in column["status"]],
-        column["length"], column["return"], seed["env_seed"], seed["agent_seed"])]
+    episodes = Episodes(*(column[name].astype(dtype) for name, dtype in (
+        ("index", np.int64), ("worker", np.int64), ("status", np.uint8), ("length", np.int64),
+        ("return", np.float64))), seed["env_seed"], seed["agent_seed"])
     problems = _trajectory_problems(column, rows)
-    head.update(steps=sum(column["length"]), bytes=os.path.getsize(path))
+    head.update(steps=int(column["length"].sum()), bytes=os.path.getsize(path))
     return _summary(path, head, episodes, problems), episodes
 
 
-def _trajectory_problems(column: dict[str, list], rows: int) -> list[str]:
+def _trajectory_problems(column: dict[str, np.ndarray], rows: int) -> list[str]:
     problems = []
-    repeated = sorted(index for index, n in Counter(column["index"]).items() if n > 1)
+    indices, counts = np.unique(column["index"], return_counts=True)
+    repeated = indices[counts > 1].tolist()
     if repeated:
         problems.append(f"episodes recorded more than once: {repeated[:20]}")
-    ends = [start + length for start, length in zip(column["start"], column["length"])]
-    if ends and max(ends) > rows:
-        problems.append(f"the episode index points at step rows up to {max(ends)}, the step "
-                        f"datasets hold {rows} rows")
+    ends = column["start"] + column["length"]
+    if len(ends) and int(ends.max()) > rows:
+        problems.append(f"the episode index points at step rows up to {int(ends.max())}, the "
+                        f"step datasets hold {rows} rows")
     return problems
 
 
-def _run_directory(path: str) -> tuple[dict[str, Any], list[Episode]]:
+def _run_directory(path: str) -> tuple[dict[str, Any], Episodes]:
     log, trajectories = os.path.join(path, EVENT_LOG), os.path.join(path, TRAJECTORIES)
     if os.path.isfile(log):
         summary, episodes = _event_log(event_log_path(path))
@@ -207,38 +210,38 @@ def _disagreements(path: str, summary: dict[str, Any]) -> list[str]:
 
 # -- the summary ----------------------------------------------------------------------
 
-def _summary(path: str, fields: dict[str, Any], episodes: list[Episode],
+def _summary(path: str, fields: dict[str, Any], episodes: Episodes,
              problems: list[str]) -> dict[str, Any]:
     """The summary dict: ``fields`` and what the ended episodes add up to."""
-    statuses = Counter(e.status for e in episodes)
+    statuses = np.bincount(episodes.status, minlength=len(STATUSES))
     return {
-        "path": path, **fields, "episodes": len(episodes),
-        "statuses": {status: statuses[status] for status in STATUSES},
-        "return": summary_of([e.return_ for e in episodes]),
-        "length": summary_of([e.length for e in episodes]),
-        "seeds": {"env": _seeds(e.env_seed for e in episodes),
-                  "agent": _seeds(e.agent_seed for e in episodes)},
+        "path": path, **fields, "episodes": len(episodes.index),
+        "statuses": {status: int(statuses[code]) for code, status in enumerate(STATUSES)},
+        "return": summary_of(episodes.return_),
+        "length": summary_of(episodes.length),
+        "seeds": {"env": _seeds(episodes.env_seed), "agent": _seeds(episodes.agent_seed)},
         "per_worker": _per_worker(episodes),
         "problems": problems,
     }
 
 
-def _seeds(seeds: Iterable[int | None]) -> dict[str, Any]:
+def _seeds(seeds: np.ndarray) -> dict[str, Any]:
     """How many seeds, how many distinct, their range, and how many episodes had none."""
-    seeds = list(seeds)
-    given = [s for s in seeds if s is not None]
-    return {"count": len(given), "distinct": len(set(given)), "none": len(seeds) - len(given),
-            "min": min(given, default=None), "max": max(given, default=None)}
+    given = seeds[seeds != NO_SEED]
+    return {"count": len(given), "distinct": len(np.unique(given)),
+            "none": len(seeds) - len(given),
+            "min": int(given.min()) if len(given) else None,
+            "max": int(given.max()) if len(given) else None}
 
 
-def _per_worker(episodes: list[Episode]) -> dict[str, dict[str, int]]:
-    workers: dict[str, dict[str, int]] = {}
-    for episode in sorted(episodes, key=lambda e: e.worker):
-        counts = workers.setdefault(str(episode.worker), {"episodes": 0, "steps": 0, "aborted": 0})
-        counts["episodes"] += 1
-        counts["steps"] += episode.length
-        counts["aborted"] += episode.status == "aborted"
-    return workers
+def _per_worker(episodes: Episodes) -> dict[str, dict[str, int]]:
+    workers, rows = np.unique(episodes.worker, return_inverse=True)
+    counted = {"episodes": np.bincount(rows, minlength=len(workers)),
+               "steps": np.bincount(rows, episodes.length, minlength=len(workers)),
+               "aborted": np.bincount(rows, episodes.status == STATUSES.index("aborted"),
+                                      minlength=len(workers))}
+    return {str(worker): {name: int(counts[i]) for name, counts in counted.items()}
+            for i, worker in enumerate(workers.tolist())}
 
 
 # -- the plot -------------------------------------------------------------------------

@@ -24,10 +24,10 @@ from gymnasium import spaces
 from eventroll import codec
 from eventroll.episodes import Episode
 from eventroll.errors import ConfigError, EventError
-from eventroll.events import is_int
+from eventroll.events import STATUS_CODES, STATUSES, is_int
 from eventroll.files import DropBehind
 from eventroll.spaces import describe_space, space_from_description
-from eventroll.trajectories.record import STATUSES, Trajectory, episode_of, rows, trajectory_of
+from eventroll.trajectories.record import Trajectory, episode_of, rows, trajectory_of
 
 FORMAT = "eventroll-trajectories"
 FORMAT_VERSION = 1
@@ -53,7 +53,6 @@ INDEX = {"index": "<i8", "start": "<i8", "length": "<i8", "env_seed": "<i8", "ag
 # step fields that hold bytes per row (msgpack), as a heap of bytes and row end offsets
 HEAPS = ("infos", "logits")
 FINALS = "episodes/final_observations"
-STATUS_CODES = {status: code for code, status in enumerate(STATUSES)}
 
 
 # -- spaces as datasets ------------------------------------------------------------------

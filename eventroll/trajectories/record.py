@@ -17,8 +17,6 @@ import numpy as np
 from eventroll.episodes import Episode
 from eventroll.events import EpisodeEnd, Event, RunStart, StepBatch
 
-STATUSES = ("terminated", "truncated", "aborted", "incomplete")
-
 
 def rows(column: Any, index: Any) -> Any:
     """Select rows of a column, nested maps/lists of arrays included."""
