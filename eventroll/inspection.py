@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,10 +48,11 @@ class Episodes:
 
 @dataclass
 class Inspection:
-    """A summary (a plain dict) and the (episode index, return) of each ended episode."""
+    """A summary (a plain dict) and the (episode index, return) of each ended episode: an
+    array of two columns, a row an episode, by index."""
 
     summary: dict[str, Any]
-    returns: list[tuple[int, float]]
+    returns: np.ndarray
 
 
 def summarize(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -69,9 +69,8 @@ def inspect_artifact(path: str | os.PathLike[str]) -> Inspection:
         summary, episodes = _trajectories(path)
     else:
         summary, episodes = _event_log(path)
-    order = np.lexsort((episodes.return_, episodes.index))
-    returns = list(zip(episodes.index[order].tolist(), episodes.return_[order].tolist()))
-    return Inspection(summary, returns)
+    returns = np.column_stack([episodes.index, episodes.return_]).astype(np.float64)
+    return Inspection(summary, returns[np.lexsort((returns[:, 1], returns[:, 0]))])
 
 
 def artifact_kind(path: str) -> str:
@@ -266,8 +265,8 @@ class _Axis:
         return self.first + (value - self.low) / (self.high - self.low) * (self.last - self.first)
 
 
-def _axis(values: list[float], first: float, last: float, *, integer: bool = False) -> _Axis:
-    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+def _axis(values: np.ndarray, first: float, last: float, *, integer: bool = False) -> _Axis:
+    low, high = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
     if high == low:
         low, high = low - 1, high + 1
     step = _tick_step((high - low) / 5, integer)
@@ -306,32 +305,51 @@ def _text(draw: Any, xy: tuple[float, float], text: str, font: Any, anchor: str)
     draw.text((x, y), text, fill=INK, font=font)
 
 
-def plot_returns(returns: Iterable[tuple[int, float]], path: str | os.PathLike[str], *,
+def plot_returns(returns: Any, path: str | os.PathLike[str], *,
                  title: str = "return per episode") -> None:
-    """Write a PNG plot of the return of each episode: (episode index, return) pairs; the
-    x axis is the episode index, the y axis the return. Non-finite returns are left out."""
+    """Write a PNG plot of the return of each episode: ``returns`` holds (episode index,
+    return) pairs (a sequence of pairs or an array of two columns); the x axis is the
+    episode index, the y axis the return. Non-finite returns are left out. Past
+    ``MAX_MARKERS`` episodes the line is drawn through each pixel column's lowest and
+    highest return, so that memory and time stay the same however many there are."""
     from PIL import Image, ImageDraw
 
-    points = sorted((int(i), float(r)) for i, r in returns if math.isfinite(r))
+    points = np.asarray(returns, dtype=np.float64).reshape(-1, 2)
+    points = points[np.isfinite(points[:, 1])]
+    points = points[np.lexsort((points[:, 1], points[:, 0]))]
     image = Image.new("RGB", PLOT_SIZE, "white")
     draw = ImageDraw.Draw(image)
     left, top = MARGINS[0], MARGINS[1]
     right, bottom = PLOT_SIZE[0] - MARGINS[2], PLOT_SIZE[1] - MARGINS[3]
-    x = _axis([i for i, _ in points], left, right, integer=True)
-    y = _axis([r for _, r in points], bottom, top)
+    x = _axis(points[:, 0], left, right, integer=True)
+    y = _axis(points[:, 1], bottom, top)
     _draw_axes(draw, x, y, _font(12))
     font = _font(14)
-    _text(draw, (PLOT_SIZE[0] / 2, 14), f"{title} ({len(points)} episode{'s' * (len(points) != 1)})", font, "mt")
+    n = len(points)
+    _text(draw, (PLOT_SIZE[0] / 2, 14), f"{title} ({n} episode{'s' * (n != 1)})", font, "mt")
     _text(draw, ((left + right) / 2, PLOT_SIZE[1] - 8), "episode", font, "mb")
     _text(draw, (left, top - 8), "return", font, "rb")
-    pixels = [(x.pixel(i), y.pixel(r)) for i, r in points]
-    if len(pixels) > 1:
-        draw.line(pixels, fill=LINE, width=2 if len(pixels) <= MAX_MARKERS else 1)
-    for px, py in pixels if len(pixels) <= MAX_MARKERS else ():
-        draw.ellipse((px - 3, py - 3, px + 3, py + 3), fill=LINE)
-    if not pixels:
+    pixels = np.column_stack([x.pixel(points[:, 0]), y.pixel(points[:, 1])])
+    if n > MAX_MARKERS:
+        draw.line(_column_ranges(pixels), fill=LINE, width=1)
+    elif n:
+        if n > 1:
+            draw.line(pixels.ravel().tolist(), fill=LINE, width=2)
+        for px, py in pixels.tolist():
+            draw.ellipse((px - 3, py - 3, px + 3, py + 3), fill=LINE)
+    else:
         _text(draw, ((left + right) / 2, (top + bottom) / 2), "no episodes", font, "mm")
     image.save(os.fspath(path), format="PNG")
+
+
+def _column_ranges(pixels: np.ndarray) -> list[float]:
+    """The points of a line through each pixel column's lowest and highest point (``pixels``
+    in x order, flattened for PIL): at most two points a column of the plot."""
+    columns = np.round(pixels[:, 0])
+    starts = np.flatnonzero(np.r_[True, columns[1:] != columns[:-1]])
+    low = np.minimum.reduceat(pixels[:, 1], starts)
+    high = np.maximum.reduceat(pixels[:, 1], starts)
+    return np.column_stack([columns[starts], low, columns[starts], high]).ravel().tolist()
 
 
 def _draw_axes(draw: Any, x: _Axis, y: _Axis, font: Any) -> None:

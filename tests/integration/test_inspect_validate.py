@@ -312,6 +312,20 @@ class TestInspect:
         assert "plot" not in inspect_json(log, "--no-plot")
         assert not (tmp_path / "returns.png").exists()
 
+    def test_plot_of_many_episodes_spans_their_returns(self, tmp_path):
+        """100,000 returns alternating 0 and 100, given as an array: every column of the line
+        spans from 0 to 100 (each pixel column's lowest and highest return)."""
+        import numpy as np
+
+        index = np.arange(100_000)
+        plot_returns(np.column_stack([index, np.where(index % 2, 100.0, 0.0)]),
+                     tmp_path / "many.png")
+        with Image.open(tmp_path / "many.png") as image:
+            pixels = np.asarray(image.convert("RGB"))
+        line = np.all(pixels == LINE, axis=2)
+        rows = np.flatnonzero(line[:, PLOT_SIZE[0] // 2])
+        assert image.size == PLOT_SIZE and rows.max() - rows.min() > 300  # 0 to 100: 342 px
+
     def test_plot_without_episodes(self, tmp_path):
         """The plot of no returns is still a PNG of the plot's size."""
         plot_returns([], tmp_path / "empty.png")
