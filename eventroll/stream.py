@@ -53,23 +53,35 @@ class SequenceChecker:
 
 
 class IndexSet:
-    """A set of non-negative integers (episode indexes), one bit each, growing as needed."""
+    """A set of integers (episode indexes): those in ``0..DENSE - 1`` one bit each, in bytes
+    that grow as needed; any other (a damaged stream's) in a set of its own, so that one
+    huge index does not cost memory in proportion."""
+
+    DENSE = 1 << 26  # at most 8 MiB of bits
 
     def __init__(self, size: int = 0) -> None:
-        self._bits = bytearray((size + 7) // 8)
+        self._bits = bytearray((min(size, self.DENSE) + 7) // 8)
+        self._others: set[int] = set()
 
     def add(self, index: int) -> None:
+        if not 0 <= index < self.DENSE:
+            self._others.add(index)
+            return
         bits, byte = self._bits, index >> 3
         if byte >= len(bits):
-            bits.extend(bytes(max(byte + 1 - len(bits), len(bits))))
+            bits.extend(bytes(min(max(byte + 1, 2 * len(bits)), self.DENSE >> 3) - len(bits)))
         bits[byte] |= 1 << (index & 7)
 
     def __contains__(self, index: int) -> bool:
+        if not 0 <= index < self.DENSE:
+            return index in self._others
         byte = index >> 3
-        return index >= 0 and byte < len(self._bits) and bool(self._bits[byte] & (1 << (index & 7)))
+        return byte < len(self._bits) and bool(self._bits[byte] & (1 << (index & 7)))
 
     def discard(self, index: int) -> None:
-        if index in self:
+        if not 0 <= index < self.DENSE:
+            self._others.discard(index)
+        elif index in self:
             self._bits[index >> 3] &= ~(1 << (index & 7)) & 0xFF
 
 

@@ -399,12 +399,9 @@ class EndedEpisodes:
     COLUMNS = {"index": "q", "first_seq": "q", "end_seq": "q", "worker": "q", "status": "B",
                "length": "q", "return_": "d", "env_seed": "q", "agent_seed": "q",
                "started": "B"}
-    DENSE = 1 << 26  # indices below are one bit each; above (a damaged log), in a set
-
     def __init__(self) -> None:
         self._columns = {name: array(code) for name, code in self.COLUMNS.items()}
-        self._dense = IndexSet()
-        self._sparse: set[int] = set()
+        self._ended = IndexSet()
         self.by_worker: Counter[int] = Counter()
         self.aborted = 0
 
@@ -412,14 +409,11 @@ class EndedEpisodes:
         return len(self._columns["index"])
 
     def __contains__(self, index: int) -> bool:
-        return index in self._dense if 0 <= index < self.DENSE else index in self._sparse
+        return index in self._ended
 
     def add(self, track: "EpisodeTrack", end: events.EpisodeEnd) -> None:
         index = track.index
-        if 0 <= index < self.DENSE:
-            self._dense.add(index)
-        else:
-            self._sparse.add(index)
+        self._ended.add(index)
         self.by_worker[end.worker] += 1
         self.aborted += end.aborted
         columns = self._columns

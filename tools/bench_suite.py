@@ -797,30 +797,28 @@ def throughput_table(title: str, series: list[Series], baseline: float | None,
 
 
 def memory_table(title: str, series: list[Series], markdown: bool) -> list[str]:
-    memories = [peak_memory(s) for s in series]
-    roles = ordered_roles(memories)
-    rows = [[s.config.name, *(mib_cell(memory.get(r)) for r in roles)]
-            for s, memory in zip(series, memories)]
-    return bench_rollout.render_table(title, ["configuration", *roles], rows,
-                                      set(range(1, len(roles) + 1)), markdown)
-
-
-def ordered_roles(by_role: list[dict[str, Any]]) -> list[str]:
-    """The roles in these tables' order: main, hub, the recorders, then the workers and the
-    rest as they came."""
-    seen = list(dict.fromkeys(role for values in by_role for role in values))
-    known = ["main", "hub", *RECORDERS]
-    return sorted(seen, key=lambda r: (known.index(r) if r in known else len(known),
-                                       seen.index(r)))
+    return role_table(title, series, [peak_memory(s) for s in series], mib_cell, markdown)
 
 
 def cpu_table(title: str, series: list[Series], markdown: bool) -> list[str]:
     """CPU seconds (user + system) of each process, the median over the runs."""
     cpus = [{role: statistics.median(values) for role, values in _cpu_by_role(s).items()}
             for s in series]
-    roles = ordered_roles(cpus)
-    rows = [[s.config.name, *("-" if r not in cpu else f"{cpu[r]:,.2f}" for r in roles)]
-            for s, cpu in zip(series, cpus)]
+    return role_table(title, series, cpus,
+                      lambda seconds: "-" if seconds is None else f"{seconds:,.2f}", markdown)
+
+
+def role_table(title: str, series: list[Series], by_role: list[dict[str, Any]],
+               cell: Callable[[Any], str], markdown: bool) -> list[str]:
+    """A row a configuration, a column a process role (main, hub, the recorders, then the
+    workers and the rest as they came); ``cell`` writes a value, None where a configuration
+    has no such process."""
+    seen = list(dict.fromkeys(role for values in by_role for role in values))
+    known = ["main", "hub", *RECORDERS]
+    roles = sorted(seen, key=lambda r: (known.index(r) if r in known else len(known),
+                                        seen.index(r)))
+    rows = [[s.config.name, *(cell(values.get(r)) for r in roles)]
+            for s, values in zip(series, by_role)]
     return bench_rollout.render_table(title, ["configuration", *roles], rows,
                                       set(range(1, len(roles) + 1)), markdown)
 

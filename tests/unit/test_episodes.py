@@ -75,3 +75,24 @@ def test_a_lost_episode_may_start_again_and_no_other():
         assemble([start(0), batch(1, 0)])
     with pytest.raises(ValueError, match="steps 0..0 missing"):
         assemble([start(0), batch(0, 1)])
+
+
+def test_an_index_set_holds_any_int_in_little_memory():
+    """Episode indexes one bit each; a damaged stream's huge or negative index is held apart,
+    without bits up to it (2**40 would be 128 GiB of them)."""
+    from eventroll.stream import IndexSet
+
+    indexes = IndexSet()
+    tracemalloc.start()
+    try:
+        for index in (0, 7, 8, 1000, 2**40, -3):
+            indexes.add(index)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held < 64 << 10, held
+    assert all(i in indexes for i in (0, 7, 8, 1000, 2**40, -3))
+    assert not any(i in indexes for i in (1, 9, 999, 2**40 + 1, -1))
+    indexes.discard(2**40)
+    indexes.discard(7)
+    assert 2**40 not in indexes and 7 not in indexes and 8 in indexes
