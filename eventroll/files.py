@@ -1,10 +1,13 @@
-"""Writing files so that a crash never leaves a half-written one; naming a process."""
+"""Writing files so that a crash never leaves a half-written one; naming a process; the
+run's socket directory."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import os
+import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
@@ -119,3 +122,77 @@ def name_process(name: str) -> None:
             comm.write(name.replace("eventroll-", "er-", 1)[:15])
     except OSError:
         pass  # not Linux: the name is a nicety
+
+
+SOCKET_DIR_PREFIX = "eventroll-"
+
+
+def socket_directory(parent: str | None = None) -> str:
+    """A new private directory for a run's sockets, ``eventroll-<driver pid>-<random>`` in
+    ``parent`` (the temporary directory). The run removes it when it closes; a driver killed
+    outright cannot, so the directories of drivers that no longer exist are removed first."""
+    parent = tempfile.gettempdir() if parent is None else parent
+    remove_stale_socket_directories(parent)
+    return tempfile.mkdtemp(prefix=f"{SOCKET_DIR_PREFIX}{os.getpid()}-", dir=parent)
+
+
+def remove_stale_socket_directories(parent: str) -> list[str]:
+    """Remove this user's socket directories in ``parent`` whose driver process is gone and
+    whose sockets no one listens on any more; return their paths. A directory whose driver
+    or hub may still live (or whose name carries no pid) is left alone."""
+    removed = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        pid = _driver_pid(entry.name)
+        if pid is None or _process_exists(pid) or _listened_on(entry.path):
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False) or entry.stat().st_uid != os.getuid():
+                continue
+            shutil.rmtree(entry.path)
+        except OSError:
+            continue  # removed meanwhile, or not ours to remove
+        removed.append(entry.path)
+    return removed
+
+
+def _driver_pid(name: str) -> int | None:
+    if not name.startswith(SOCKET_DIR_PREFIX):
+        return None
+    pid, dash, _ = name[len(SOCKET_DIR_PREFIX):].partition("-")
+    return int(pid) if dash and pid.isdigit() and int(pid) > 0 else None
+
+
+def _listened_on(directory: str) -> bool:
+    """Whether a process still accepts connections on a socket in ``directory`` (a driver
+    in another pid namespace, sharing the temporary directory, looks gone by its pid)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return False
+    for name in names:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(1.0)
+            try:
+                probe.connect(os.path.join(directory, name))
+            except (ConnectionRefusedError, FileNotFoundError):
+                continue  # a socket file no one listens on
+            except OSError as exc:
+                if exc.errno in (errno.ENOTSOCK, errno.EACCES, errno.EISDIR):
+                    continue  # not a socket
+                return True  # busy (a full backlog, a timeout): someone listens
+            return True
+    return False
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True

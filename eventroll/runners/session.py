@@ -16,7 +16,6 @@ import multiprocessing
 import os
 import shutil
 import signal
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from typing import Any
 from eventroll import bus, codec
 from eventroll.errors import BusError
 from eventroll.events import Event
-from eventroll.files import name_process
+from eventroll.files import name_process, socket_directory
 from eventroll.live import announce
 from eventroll.memory import keep_freed_memory
 from eventroll.runners.interruption import ignore_interruptions
@@ -104,7 +103,7 @@ class RunSession:
         self.timeouts = timeouts
         self.context = process_context(start_method)
         self._recorder_specs = recorders
-        self._socket_dir = tempfile.mkdtemp(prefix="eventroll-")
+        self._socket_dir = socket_directory()
         self.endpoints = bus.Endpoints.in_directory(self._socket_dir)
         self.go_event = self.context.Event()
         self._processes: list[BaseProcess] = []

@@ -69,17 +69,22 @@ def test_spawned_workers_record_the_same_run(tmp_path):
 
 def test_killing_the_driver_leaves_no_process_and_a_readable_log(tmp_path):
     """SIGKILL of the driver mid-run: hub, recorder and workers exit by themselves, and the
-    event log holds a clean prefix of the run."""
+    event log holds a clean prefix of the run. The socket directory it could not remove
+    goes when the next run starts."""
     import os
     import signal
     import subprocess
     import sys
     import time
 
-    run_dir = tmp_path / "run"
+    from eventroll.files import socket_directory
+
+    run_dir, sockets = tmp_path / "run", tmp_path / "sockets"
+    sockets.mkdir()
     driver = subprocess.Popen(
         [sys.executable, "-m", "eventroll.cli", "run", "runner.n_episodes=1000000",
-         f"hydra.run.dir={run_dir}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         f"hydra.run.dir={run_dir}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "TMPDIR": str(sockets)})
     log = run_dir / "events.msgpack"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not log.exists() or log.stat().st_size < 100_000):
@@ -101,6 +106,10 @@ def test_killing_the_driver_leaves_no_process_and_a_readable_log(tmp_path):
     events = list(read_events(log))
     assert events[0].KIND == "run.start"
     assert [e.seq for e in events] == list(range(len(events)))
+    [left] = os.listdir(sockets)
+    assert left.startswith(f"eventroll-{driver.pid}-")
+    fresh = socket_directory(str(sockets))
+    assert os.listdir(sockets) == [os.path.basename(fresh)]
 
 
 N_KILLED_RUN = 60

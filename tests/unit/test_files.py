@@ -1,4 +1,5 @@
-"""Writing files: writev that resumes, and drop-behind of the page cache a writer leaves."""
+"""Writing files: writev that resumes, drop-behind of the page cache a writer leaves, and
+the removal of socket directories that killed runs left."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import ctypes
 import mmap
 import os
 import platform
+import socket
+import subprocess
 
 import pytest
 
-from eventroll.files import DropBehind, write_all
+from eventroll.files import DropBehind, remove_stale_socket_directories, socket_directory, write_all
 
 PAGE = mmap.PAGESIZE
 MiB = 1 << 20
@@ -74,3 +77,43 @@ def test_drop_behind_hands_back_what_was_written_before_the_last_keep_bytes(tmp_
     assert all(pages[len(pages) - kept:])
     with open(path, "rb") as file:
         assert all(file.read(MiB) == chunk for _ in range(size // MiB))
+
+
+def _gone_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def _socket_dir(parent, name, *, listening=False):
+    """A directory like a run's, with one socket file; returned with the socket when
+    ``listening`` (it must stay open)."""
+    directory = parent / name
+    directory.mkdir()
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(directory / "control"))
+    if listening:
+        server.listen()
+        return directory, server
+    server.close()  # the file stays, no one listens
+    return directory, None
+
+
+def test_only_socket_directories_of_gone_runs_are_removed(tmp_path):
+    gone = _gone_pid()
+    stale, _ = _socket_dir(tmp_path, f"eventroll-{gone}-abc")
+    mine, _ = _socket_dir(tmp_path, f"eventroll-{os.getpid()}-abc")  # its driver lives
+    served, server = _socket_dir(tmp_path, f"eventroll-{gone}-def", listening=True)
+    unnamed, _ = _socket_dir(tmp_path, "eventroll-xyz")  # no pid in its name
+    other, _ = _socket_dir(tmp_path, f"other-{gone}-abc")
+    with server:
+        assert remove_stale_socket_directories(str(tmp_path)) == [str(stale)]
+    assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in (mine, served, unnamed, other))
+
+
+def test_a_new_socket_directory_names_its_driver_and_clears_stale_ones(tmp_path):
+    stale, _ = _socket_dir(tmp_path, f"eventroll-{_gone_pid()}-abc")
+    fresh = socket_directory(str(tmp_path))
+    assert os.path.basename(fresh).startswith(f"eventroll-{os.getpid()}-")
+    assert os.listdir(tmp_path) == [os.path.basename(fresh)]
+    assert oct(os.stat(fresh).st_mode & 0o777) == "0o700"
