@@ -63,9 +63,10 @@ class RunStart(Event):
     action_space: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
-    # seed of each episode: a uint32 array when derived from a base seed, else a list
-    env_seeds: list | np.ndarray = field(default_factory=list)
-    agent_seeds: list | np.ndarray = field(default_factory=list)
+    # seed of each episode: a list, or derived from a base seed, {"seed_sequence": base,
+    # "n": n} (earlier logs: a uint32 array); eventroll.seeding.episode_seeds reads either
+    env_seeds: list | np.ndarray | dict = field(default_factory=list)
+    agent_seeds: list | np.ndarray | dict = field(default_factory=list)
 
 
 @dataclass(kw_only=True, slots=True)

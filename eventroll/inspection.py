@@ -21,6 +21,7 @@ import numpy as np
 from eventroll.errors import EventrollError, InputError
 from eventroll.events import STATUSES, RunStart
 from eventroll.recorders.eventlog import FILE_NAME as EVENT_LOG, event_log_path
+from eventroll.seeding import episode_seeds
 from eventroll.spaces import space_from_description
 from eventroll.stats import summarize as summary_of
 from eventroll.trajectories.flat import FILE_NAME as TRAJECTORIES
@@ -114,7 +115,8 @@ def _ended(ended: EndedEpisodes, start: RunStart | None) -> Episodes:
     seeds = {name: ended.column(name).copy() for name in ("env_seed", "agent_seed")}
     unstarted = np.flatnonzero(ended.column("started") == 0)
     if len(unstarted) and start is not None:
-        for name, start_seeds in (("env_seed", start.env_seeds), ("agent_seed", start.agent_seeds)):
+        for name, start_seeds in (("env_seed", episode_seeds(start.env_seeds)),
+                                  ("agent_seed", episode_seeds(start.agent_seeds))):
             for row in unstarted.tolist():
                 i = int(index[row])
                 seeds[name][row] = int(start_seeds[i]) if 0 <= i < len(start_seeds) else NO_SEED

@@ -37,7 +37,7 @@ from referencing import Registry, Resource
 
 from eventroll import codec, events
 from eventroll.errors import CodecError, EventError, EventrollError, InputError
-from eventroll.recorders.eventlog import FILE_NAME, FORMAT, FORMAT_VERSION, event_log_path
+from eventroll.recorders.eventlog import FILE_NAME, FORMAT, READABLE_VERSIONS, event_log_path
 from eventroll.stream import IndexSet
 
 CHUNK = 1 << 20
@@ -292,9 +292,9 @@ def _read_header(path: str, data: Any, report: Report) -> int:
     header, end = found
     if not (isinstance(header, dict) and header.get("format") == FORMAT):
         raise InputError(f"{wrong} (its first value is not an {FORMAT!r} header); {fix}")
-    if header.get("version") != FORMAT_VERSION:
+    if header.get("version") not in READABLE_VERSIONS:
         raise InputError(f"{path}: event log version {header.get('version')!r}; this eventroll "
-                         f"validates version {FORMAT_VERSION}; use a matching eventroll")
+                         f"validates versions {READABLE_VERSIONS}; use a matching eventroll")
     report.header = header
     for problem in schema_problems("header", header):
         report.add(problem, offset=0)

@@ -20,7 +20,8 @@ from eventroll.files import DropBehind, write_all
 from eventroll.recorders.base import Records
 
 FORMAT = "eventroll-events"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: run.start carries derived seeds as a map of two numbers
+READABLE_VERSIONS = (1, 2)  # 1: as an array, a seed an episode
 FILE_NAME = "events.msgpack"
 
 
@@ -150,9 +151,9 @@ class EventLogReader:
     def _check_header(self, record: Any) -> dict[str, Any]:
         if not (isinstance(record, dict) and record.get("format") == FORMAT):
             raise CodecError(f"{self.path} is not an eventroll event log (no header)")
-        if record.get("version") != FORMAT_VERSION:
+        if record.get("version") not in READABLE_VERSIONS:
             raise EventError(f"{self.path}: event log version {record.get('version')!r}, this "
-                             f"eventroll reads version {FORMAT_VERSION}")
+                             f"eventroll reads versions {READABLE_VERSIONS}")
         return record
 
 

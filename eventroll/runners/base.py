@@ -31,7 +31,7 @@ from eventroll.remote import RemoteLive
 from eventroll.runners.interruption import Interruption
 from eventroll.runners.session import ProcessSpec, RecorderSpec, RunSession, Timeouts
 from eventroll.runners.worker import EpisodeSettings
-from eventroll.seeding import Seeds, resolve_seeds
+from eventroll.seeding import Seeds, resolve_seeds, seeds_record
 from eventroll.spaces import describe_space
 
 
@@ -348,7 +348,8 @@ class RolloutRunner:
                         observation_space=describe_space(plan.observation_space),
                         action_space=describe_space(plan.action_space),
                         config=self._config(plan), versions=versions(),
-                        env_seeds=plan.seeds.env, agent_seeds=plan.seeds.agent)
+                        env_seeds=seeds_record(plan.seeds.env),
+                        agent_seeds=seeds_record(plan.seeds.agent))
 
     def _config(self, plan: RunPlan) -> dict[str, Any]:
         runner = {"type": self.runner_name, "n_episodes": self.n_episodes,

@@ -16,6 +16,7 @@ import numpy as np
 
 from eventroll.episodes import Episode
 from eventroll.events import EpisodeEnd, Event, RunStart, StepBatch
+from eventroll.seeding import episode_seeds
 
 
 def rows(column: Any, index: Any) -> Any:
@@ -134,9 +135,12 @@ class TrajectoryCollector:
 
     def _seeds(self, index: int) -> tuple[int | None, int | None]:
         start = self.run_start
-        if start is None or index >= len(start.env_seeds):
+        if start is None:
             return None, None
-        return int(start.env_seeds[index]), int(start.agent_seeds[index])
+        env_seeds, agent_seeds = episode_seeds(start.env_seeds), episode_seeds(start.agent_seeds)
+        if not 0 <= index < min(len(env_seeds), len(agent_seeds)):
+            return None, None
+        return int(env_seeds[index]), int(agent_seeds[index])
 
 
 def trajectory_of(episode: Episode) -> Trajectory:

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+import numpy as np
 import pytest
 from PIL import Image
 
-from eventroll import read_events
+from eventroll import codec, read_events
 from eventroll.inspection import PLOT_SIZE, LINE, plot_returns
+from eventroll.seeding import episode_seeds
 from eventroll.stats import Statistics
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -254,8 +256,8 @@ class TestInspect:
         assert summary["return"]["mean"] == pytest.approx(
             stats.get_stats_value("episode_return", name="mean"))
         assert summary["seeds"]["env"] == {"count": 20, "distinct": 20, "none": 0,
-                                           "min": min(start.env_seeds),
-                                           "max": max(start.env_seeds)}
+                                           "min": min(episode_seeds(start.env_seeds)),
+                                           "max": max(episode_seeds(start.env_seeds))}
         assert summary["observation_space"].startswith("Box(")
         assert summary["action_space"] == "Discrete(2)"
         assert {w: c["episodes"] for w, c in summary["per_worker"].items()} == {
@@ -355,6 +357,29 @@ class TestInspect:
         assert summary["unread_bytes"] == 3
         assert summary["problems"][0].startswith(f"byte {last.offset}: truncated tail: the last "
                                                  "3 bytes")
+
+
+def test_a_log_of_format_1_with_its_seeds_as_arrays_still_reads(runs, tmp_path):
+    """Logs written before run.start carried derived seeds as a map (format 1: an array of
+    a seed an episode) validate, inspect and replay as before."""
+    path = runs["cartpole"] / "events.msgpack"
+    records, data = read_raw(path), path.read_bytes()
+    header, start = records[0].value, records[1].value
+    seeds = {key: np.asarray(episode_seeds(start[key])) for key in ("env_seeds", "agent_seeds")}
+    assert seeds["env_seeds"].dtype == np.uint32 and len(seeds["env_seeds"]) == 20
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "events.msgpack").write_bytes(
+        codec.encode({**header, "version": 1}) + codec.encode({**start, **seeds})
+        + data[records[1].end:])
+    code, lines = validate_lines(old)
+    assert code == 0 and lines[-1].startswith(f"{old / 'events.msgpack'}: valid")
+    assert inspect_json(old, "--no-plot")["seeds"] == inspect_json(runs["cartpole"],
+                                                                     "--no-plot")["seeds"]
+    [start_again] = [e for e in read_events(old / "events.msgpack") if e.KIND == "run.start"]
+    assert list(episode_seeds(start_again.env_seeds)) == seeds["env_seeds"].tolist()
+    done = eventroll("replay", old, "--out", tmp_path / "replayed")
+    assert done.returncode == 0, done.stderr
 
 
 class TestBadInput:

@@ -11,6 +11,7 @@ import pytest
 from eventroll import ParallelRunner, SequentialRunner, read_events
 from eventroll.episodes import assemble
 from eventroll.errors import ConfigError
+from eventroll.seeding import episode_seeds
 
 SEEDS = dict(env_base_seed=11, agent_base_seed=22)
 
@@ -72,14 +73,17 @@ class TestParallelRunRecordsEverything:
             assert end.last_wseq == end.wseq == last
 
     def test_seeds_are_recorded(self, run):
-        """run.start lists the seeds; episode i used env seed i and agent seed i."""
+        """run.start names the seeds; episode i used env seed i and agent seed i."""
         _, events = run
         start = events[0]
-        assert start.KIND == "run.start" and len(start.env_seeds) == 200
-        assert start.env_seeds.dtype == np.uint32  # derived seeds travel as a compact array
+        assert start.KIND == "run.start"
+        # derived seeds travel as their base seed and count, however long the run
+        assert start.env_seeds == {"seed_sequence": start.config["seeding"]["env_base_seed"],
+                                   "n": 200}
+        env_seeds, agent_seeds = episode_seeds(start.env_seeds), episode_seeds(start.agent_seeds)
         for event in (e for e in events if e.KIND == "episode.start"):
-            assert event.env_seed == start.env_seeds[event.episode]
-            assert event.agent_seed == start.agent_seeds[event.episode]
+            assert event.env_seed == env_seeds[event.episode]
+            assert event.agent_seed == agent_seeds[event.episode]
 
     def test_run_dir_files(self, run):
         """The run directory holds config.yaml with the seeds, events.msgpack and run.jsonl."""

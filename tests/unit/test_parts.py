@@ -13,20 +13,52 @@ from eventroll.environments import env_factory
 from eventroll.errors import ConfigError
 from eventroll.policies import RandomPolicy, build_policy
 from eventroll.runners.loop import run_interaction_loop
-from eventroll.seeding import derive_seeds, resolve_seeds
+from eventroll.seeding import (DerivedSeeds, derive_seeds, episode_seeds, resolve_seeds,
+                               seeds_record)
 from eventroll.stream import SequenceChecker
 
 
 class TestSeeds:
     def test_prefix_does_not_depend_on_count(self):
         """Episode i's seed is the same whether the run has 5 or 500 episodes."""
-        assert derive_seeds(7, 500)[:5].tolist() == derive_seeds(7, 5).tolist()
+        assert derive_seeds(7, 500)[:5].tolist() == list(derive_seeds(7, 5))
 
-    def test_derived_seeds_are_compact(self):
-        """Derived seeds are 4 bytes an episode (a uint32 array), not a list of ints."""
-        seeds = resolve_seeds(450_000, env_base_seed=1, agent_base_seed=2)
-        assert seeds.env.dtype == np.uint32 and seeds.env.nbytes == 4 * 450_000
-        assert seeds.n_episodes == 450_000 and int(seeds.agent[7]) == int(derive_seeds(2, 8)[7])
+    @pytest.mark.parametrize("base", [0, 1, 7, 2**31 - 1, 2**40 + 5, 2**70])
+    def test_derived_seeds_are_numpys_seed_sequence(self, base):
+        """Seed i is word i of SeedSequence(base).generate_state(n), asked in any order
+        (across blocks, backwards, negative), whole (np.asarray) or sliced."""
+        n = 3 * DerivedSeeds.BLOCK + 5
+        expected = np.random.SeedSequence(base).generate_state(n, dtype=np.uint32)
+        seeds = derive_seeds(base, n)
+        order = [n - 1, 3, 2 * DerivedSeeds.BLOCK, DerivedSeeds.BLOCK - 1, DerivedSeeds.BLOCK, 0]
+        assert [seeds[i] for i in order] == [int(expected[i]) for i in order]
+        assert list(seeds) == expected.tolist() and seeds[-1] == int(expected[-1])
+        assert np.array_equal(np.asarray(seeds), expected)
+        assert seeds[10:2000:7].tolist() == expected[10:2000:7].tolist()
+        with pytest.raises(IndexError, match=f"episode {n} of a run of {n} episodes"):
+            seeds[n]
+
+    def test_derived_seeds_are_the_same_size_however_long_the_run(self):
+        """Derived seeds are two numbers, in memory and in run.start, for 4,500 or 450 million
+        episodes (an array grew 4 bytes an episode)."""
+        sizes = []
+        for n in (4_500, 450_000_000):
+            seeds = resolve_seeds(n, env_base_seed=1, agent_base_seed=2)
+            assert seeds.n_episodes == n and int(seeds.agent[n - 1]) >= 0
+            record = seeds_record(seeds.env)
+            assert record == {"seed_sequence": 1, "n": n}
+            assert episode_seeds(codec.decode(codec.encode(record))) == seeds.env
+            sizes.append(len(codec.encode(record)))
+        assert sizes[1] - sizes[0] <= 4  # the width of n only
+
+    def test_run_start_seeds_of_every_form_are_read(self):
+        """A list, an array (logs of format 1) and the map; a malformed map is no seeds."""
+        assert episode_seeds([4, 5])[1] == 5
+        assert episode_seeds(np.array([4, 5], np.uint32))[1] == 5
+        assert episode_seeds({"seed_sequence": 7, "n": 3})[2] == int(derive_seeds(7, 3)[2])
+        for bad in ({"seed_sequence": -1, "n": 3}, {"seed_sequence": 7}, {"n": 3, "x": 1},
+                    {"seed_sequence": 7, "n": True}):
+            assert len(episode_seeds(bad)) == 0
 
     def test_explicit_lists_shorten_the_run_with_a_warning(self):
         """min(n_episodes, len(seeds)) episodes, and a warning that says so."""
@@ -37,7 +69,7 @@ class TestSeeds:
     def test_unset_base_seeds_are_drawn_and_kept(self):
         """A null base seed is drawn at random and recorded on the result."""
         seeds = resolve_seeds(3)
-        assert seeds.env.tolist() == derive_seeds(seeds.env_base_seed, 3).tolist()
+        assert seeds.env == derive_seeds(seeds.env_base_seed, 3)
 
     @pytest.mark.parametrize("bad", [[], [-1], ["a"], [True]])
     def test_bad_explicit_seeds(self, bad):
