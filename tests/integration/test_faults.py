@@ -7,6 +7,7 @@ import pytest
 from eventroll import ParallelRunner, SequentialRunner, read_events
 from eventroll.errors import ConfigError
 from eventroll.episodes import assemble
+from eventroll.seeding import derive_seeds
 from eventroll.testing import failing_env
 
 ENV = {"name": "eventroll.testing:failing_env", "length": 5, "fail_step": 2, "fail_every": 3}
@@ -444,6 +445,11 @@ def test_env_raises_in_reset(runner_class, tmp_path):
     ends = {e.episode: e for e in log if e.KIND == "episode.end"}
     assert sorted(ends) == list(range(6))
     assert all((ends[i].aborted, ends[i].length) == (True, 0) for i in (2, 5))
+    # no episode.start: their seeds come from run.start (explicit env seeds, derived agent ones)
+    from eventroll.trajectories.flat import TrajectoryFile
+    with TrajectoryFile(result.trajectories) as trajectories:
+        assert [(trajectories[i].env_seed, trajectories[i].agent_seed) for i in (2, 5)] == [
+            (3, derive_seeds(0, 6)[2]), (6, derive_seeds(0, 6)[5])]
 
 
 @pytest.mark.parametrize("fault, message", [
