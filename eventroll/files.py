@@ -147,10 +147,11 @@ def remove_stale_socket_directories(parent: str) -> list[str]:
         return removed
     for entry in entries:
         pid = _driver_pid(entry.name)
-        if pid is None or _process_exists(pid) or _listened_on(entry.path):
+        if pid is None or process_exists(pid):
             continue
         try:
-            if not entry.is_dir(follow_symlinks=False) or entry.stat().st_uid != os.getuid():
+            if (not entry.is_dir(follow_symlinks=False) or entry.stat().st_uid != os.getuid()
+                    or _listened_on(entry.path)):
                 continue
             shutil.rmtree(entry.path)
         except OSError:
@@ -188,7 +189,8 @@ def _listened_on(directory: str) -> bool:
     return False
 
 
-def _process_exists(pid: int) -> bool:
+def process_exists(pid: int) -> bool:
+    """Whether process ``pid`` is there (another user's too)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

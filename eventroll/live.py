@@ -25,7 +25,7 @@ from typing import Any
 from eventroll import codec, events
 from eventroll.bus import Delivery, LiveSubscription
 from eventroll.errors import BusError, CodecError, EventError, EventrollError
-from eventroll.files import write_atomic
+from eventroll.files import process_exists, write_atomic
 from eventroll.recorders.eventlog import FILE_NAME as EVENT_LOG, EventLogReader
 
 BUS_FILE = "bus.json"
@@ -44,13 +44,7 @@ class BusInfo:
 
     def running(self) -> bool:
         """Whether the run's driver process is still there."""
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # alive, another user's
-            return True
-        return True
+        return process_exists(self.pid)
 
 
 def announce(run_dir: str, live: str, run_id: str) -> str:

@@ -117,7 +117,7 @@ def episode_seeds(value: Any) -> Sequence[int]:
     malformed map (which ``eventroll validate`` reports) as none."""
     if isinstance(value, dict):
         base, n = value.get(SEED_SEQUENCE), value.get("n")
-        if _count(base) and _count(n) and set(value) == {SEED_SEQUENCE, "n"}:
+        if _is_seed(base) and _is_seed(n) and set(value) == {SEED_SEQUENCE, "n"}:
             return DerivedSeeds(base, n)
         return ()
     return value
@@ -128,7 +128,9 @@ def seeds_record(seeds: Sequence[int]) -> Any:
     return seeds.to_record() if isinstance(seeds, DerivedSeeds) else seeds
 
 
-def _count(value: Any) -> bool:
+def _is_seed(value: Any) -> bool:
+    """A non-negative integer (Python or numpy), not a bool: what a seed, a base seed and a
+    count of seeds must be."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
 
 
@@ -136,14 +138,13 @@ def _explicit(name: str, seeds: Sequence[int] | None) -> list[int] | None:
     if seeds is None:
         return None
     values = list(seeds)
-    if not values or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 0
-                             for s in values):
+    if not values or not all(map(_is_seed, values)):
         raise ConfigError(f"seeding.{name} must be a non-empty list of non-negative integers")
     return [int(s) for s in values]
 
 
 def _base(name: str, seed: Any) -> int:
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+    if not _is_seed(seed):
         raise ConfigError(f"seeding.{name} must be a non-negative integer (or null: drawn at "
                           f"random), got {seed!r}")
     return int(seed)

@@ -399,6 +399,7 @@ class EndedEpisodes:
     COLUMNS = {"index": "q", "first_seq": "q", "end_seq": "q", "worker": "q", "status": "B",
                "length": "q", "return_": "d", "env_seed": "q", "agent_seed": "q",
                "started": "B"}
+
     def __init__(self) -> None:
         self._columns = {name: array(code) for name, code in self.COLUMNS.items()}
         self._ended = IndexSet()

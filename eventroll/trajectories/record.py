@@ -9,6 +9,7 @@ before step ``t`` is ``observations[t]`` and the one after it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +101,8 @@ class TrajectoryCollector:
     def __init__(self) -> None:
         self.run_start: RunStart | None = None
         self._open: dict[int, Episode] = {}
+        # run.start's seeds by episode, read once (for episodes that failed in reset)
+        self._run_seeds: tuple[Sequence[int], Sequence[int]] = ((), ())
 
     def handle(self, event: Event) -> Trajectory | None:
         episode = self.ended(event)
@@ -126,6 +129,7 @@ class TrajectoryCollector:
             self._open.pop(event.episode, None)
         elif kind == "run.start":
             self.run_start = event
+            self._run_seeds = (episode_seeds(event.env_seeds), episode_seeds(event.agent_seeds))
         return None
 
     @property
@@ -134,10 +138,7 @@ class TrajectoryCollector:
         return sorted(self._open)
 
     def _seeds(self, index: int) -> tuple[int | None, int | None]:
-        start = self.run_start
-        if start is None:
-            return None, None
-        env_seeds, agent_seeds = episode_seeds(start.env_seeds), episode_seeds(start.agent_seeds)
+        env_seeds, agent_seeds = self._run_seeds
         if not 0 <= index < min(len(env_seeds), len(agent_seeds)):
             return None, None
         return int(env_seeds[index]), int(agent_seeds[index])
