@@ -153,9 +153,14 @@ class EpisodeEnd(Event):
 
     @property
     def status(self) -> str:
-        if self.aborted:
-            return "aborted"
-        return "terminated" if self.terminated else "truncated" if self.truncated else "incomplete"
+        return end_status(self.terminated, self.truncated, self.aborted)
+
+
+def end_status(terminated: bool, truncated: bool, aborted: bool) -> str:
+    """An ended episode's status (one of :data:`STATUSES`) from its episode.end's flags."""
+    if aborted:
+        return "aborted"
+    return "terminated" if terminated else "truncated" if truncated else "incomplete"
 
 
 @dataclass(kw_only=True, slots=True)
@@ -313,6 +318,52 @@ def from_raw_record(record: Any, array_kinds: frozenset[str] | None) -> Event:
     if type(kind) is str and kind in array_kinds:
         return _read(decoded(record), kind, True)
     return _read(record, kind, False)
+
+
+# -- plain records ------------------------------------------------------------------------
+# Nearly every record of a run is an episode.start, a step.batch or an episode.end with
+# nothing unusual in it. The recorders that build columns (trajectories, statistics) take
+# such a record as the map it was decoded to (``handle_plain``): typing it cost them more
+# than using it. ``is_plain`` says whether a map has exactly that form. Each field is
+# checked as from_record checks it, and more strictly; any other map is typed, so
+# from_record's errors still say what is wrong with it.
+def _plain_keys(kind: str) -> tuple[frozenset[str], frozenset[str]]:
+    """A kind's record keys, without ``seq`` (as workers send it) and with it (as logged)."""
+    keys = frozenset(_record_key(f.name) for f in dataclasses.fields(EVENT_TYPES[kind])) | {"kind"}
+    return keys - {"seq"}, keys
+
+
+_PLAIN_KEYS = {kind: _plain_keys(kind) for kind in ("episode.start", "step.batch", "episode.end")}
+
+
+def is_plain(record: Any) -> bool:
+    """Whether a decoded map (arrays left undecoded, :data:`~eventroll.codec.RAW`) is a
+    plain episode.start, step.batch or episode.end: every field present and no other,
+    ints, floats and bools of Python's own types, arrays undecoded; a step.batch without
+    info and logits, an episode.start whose info is empty."""
+    kind = record.get("kind") if type(record) is dict else None
+    keys = _PLAIN_KEYS.get(kind) if type(kind) is str else None
+    if keys is None or (record.keys() != keys[0] and record.keys() != keys[1]):
+        return False
+    if not (type(record["worker"]) is int and type(record["wseq"]) is int
+            and type(record["time"]) is float and type(record.get("seq", 0)) is int
+            and type(record["episode"]) is int):
+        return False
+    if kind == "step.batch":
+        n, t0 = record["n"], record["t0"]
+        return (type(n) is int and type(t0) is int and n >= 1 and t0 >= 0
+                and record["info"] is None and record["logits"] is None
+                and type(record["observation"]) is RawArray and type(record["action"]) is RawArray
+                and type(record["reward"]) is RawArray and type(record["terminated"]) is RawArray
+                and type(record["truncated"]) is RawArray)
+    if kind == "episode.end":
+        return (type(record["length"]) is int and type(record["return"]) is float
+                and type(record["terminated"]) is bool and type(record["truncated"]) is bool
+                and type(record["aborted"]) is bool and type(record["wall_time"]) is float)
+    env_seed, agent_seed, info = record["env_seed"], record["agent_seed"], record["info"]
+    return ((env_seed is None or type(env_seed) is int)
+            and (agent_seed is None or type(agent_seed) is int)
+            and type(record["observation"]) is RawArray and type(info) is dict and not info)
 
 
 def _kind_of(record: Any) -> Any:

@@ -402,6 +402,18 @@ class StatsAggregator:
         elif kind == "run.end":
             self._end_time = event.time
 
+    def handle_plain(self, record: dict) -> None:
+        """Take a plain record (:func:`eventroll.events.is_plain`) as :meth:`handle`
+        takes its event."""
+        kind = record["kind"]
+        if kind == "step.batch":
+            self._steps += record["n"]
+        elif kind == "episode.start":
+            self._open.setdefault(record["episode"], {})
+        else:
+            self._episode_ended(record["episode"], record["aborted"], record["return"],
+                                record["length"])
+
     def _on_custom(self, event: Custom) -> None:
         specs = self._by_event.get(event.name)
         if not specs:
@@ -436,18 +448,20 @@ class StatsAggregator:
         return _MISSING
 
     def _on_episode_end(self, event: EpisodeEnd) -> None:
-        if event.episode in self._ended:
+        self._episode_ended(event.episode, event.aborted, event.return_, event.length)
+
+    def _episode_ended(self, episode: int, aborted: bool, return_: float, length: int) -> None:
+        if episode in self._ended:
             self._problems["an episode.end for an episode that had ended: left out"] += 1
             return
-        steps = self._open.pop(event.episode, {})
+        steps = self._open.pop(episode, {})
         values: dict[str, dict[Group, Any]] = {}
         kept_steps: dict[str, list[list]] = {}
         for spec in self.specs:
             by_t = steps.get(spec.name)
             if by_t:
                 self._finish_stat(spec, by_t, values, kept_steps)
-        self._ended.add(event.episode, bool(event.aborted), float(event.return_),
-                        int(event.length), values, kept_steps)
+        self._ended.add(episode, bool(aborted), float(return_), int(length), values, kept_steps)
 
     def _finish_stat(self, spec: StatSpec, by_t: dict[int, dict[Group, list]],
                      episode_values: dict[str, dict[Group, Any]],

@@ -33,12 +33,19 @@ class Recorder(Protocol):
     arrays undecoded (:class:`~eventroll.codec.RawArray`), which spares decoding
     them: a recorder that copies them into columns joins their bytes. Without
     ``array_kinds`` every event comes whole.
+
+    A recorder whose ``takes_plain`` is true gets plain records
+    (:func:`eventroll.events.is_plain`) as their maps, in :meth:`handle_plain`,
+    untyped; they are most of a run's records.
     """
 
     array_kinds: frozenset[str] | None
 
     def handle(self, event: events.Event) -> None:
         """Take one checked event (``seq`` set)."""
+
+    def handle_plain(self, record: dict) -> None:
+        """Take one plain record, checked (``seq`` set), its arrays undecoded."""
 
     def tick(self) -> None:
         """Called after each message and when idle, for time-based flushing."""
@@ -97,6 +104,7 @@ def record_deliveries(recorder: Recorder | RecordRecorder,
     failure: str | None = None
     takes_records = getattr(recorder, "takes_records", False)
     array_kinds = getattr(recorder, "array_kinds", None)
+    plain = takes_plain(recorder)
     parent = os.getppid()
     while subscription.total is None:
         try:
@@ -116,14 +124,14 @@ def record_deliveries(recorder: Recorder | RecordRecorder,
             if failure is None and records.count:
                 failure = _handle(recorder, records)
         elif failure is None:
-            for event in _checked(delivery, array_kinds, checker, rejected):
+            for event in _checked(delivery, array_kinds, checker, rejected, plain):
                 try:
-                    recorder.handle(event)
+                    take(recorder, event)
                 except Exception as exc:  # the artifact is incomplete from here; keep draining
                     failure = _failure(recorder, event, exc)
                     break
         else:
-            _checked(delivery, array_kinds, checker, rejected)
+            _checked(delivery, array_kinds, checker, rejected, plain)
         if failure is None:
             failure = _handle(recorder, None)
     checker.finish(subscription.total)
@@ -131,7 +139,20 @@ def record_deliveries(recorder: Recorder | RecordRecorder,
                    events=checker.next_seq, rejected=rejected.count)
 
 
-Item = Union[events.Event, Records]
+Item = Union[events.Event, dict, Records]
+
+
+def takes_plain(recorder: Any) -> bool:
+    """Whether ``recorder`` takes plain records as their maps (:meth:`Recorder.handle_plain`)."""
+    return getattr(recorder, "takes_plain", False) is True
+
+
+def take(recorder: Any, item: events.Event | dict) -> None:
+    """Hand ``recorder`` a typed event, or a plain record (a map) if it takes those."""
+    if type(item) is dict:
+        recorder.handle_plain(item)
+    else:
+        recorder.handle(item)
 
 
 def _split(delivery: Delivery, arrays: bool | str,
@@ -147,13 +168,20 @@ def _split(delivery: Delivery, arrays: bool | str,
 
 
 def _checked(delivery: Delivery, array_kinds: frozenset[str] | None,
-             checker: SequenceChecker, rejected: Rejections) -> list[events.Event]:
+             checker: SequenceChecker, rejected: Rejections,
+             plain: bool = False) -> list[events.Event | dict]:
     """The delivery's events in order, ``seq`` set, numpy values decoded for
-    ``array_kinds`` only (None: all). What fails its checks is left out and told in
-    ``rejected``."""
-    taken = []
+    ``array_kinds`` only (None: all); with ``plain``, plain records stay maps. What
+    fails its checks is left out and told in ``rejected``."""
+    taken: list[events.Event | dict] = []
+    is_plain = events.is_plain if plain else None
     for seq, (record, _) in enumerate(_split(delivery, events.decoding(array_kinds), rejected),
                                       delivery.first_seq):
+        if is_plain is not None and is_plain(record):
+            record["seq"] = seq
+            checker.observe(seq, record["worker"], record["wseq"])
+            taken.append(record)
+            continue
         try:
             event = events.from_raw_record(record, array_kinds)
         except (CodecError, EventError) as exc:
@@ -202,6 +230,7 @@ def _failure(recorder: Any, item: Item | None, exc: Exception) -> str:
     """What stopped a recorder that raised ``exc`` taking ``item`` (None: a tick)."""
     where = "" if item is None else (
         f" at seq {item.first_seq} ({item.count} records)" if isinstance(item, Records) else
+        f" at seq {item['seq']} ({item['kind']})" if type(item) is dict else
         f" at seq {item.seq} ({item.KIND})")
     path = getattr(recorder, "path", None)
     rebuild = ("" if getattr(recorder, "takes_records", False) else
@@ -239,6 +268,7 @@ class RecorderGroup:
         self._active = tuple(self._members.items())
         self._failures: dict[str, str] = {}
         self.array_kinds = array_kinds(self._members.values())
+        self.takes_plain = all(map(takes_plain, self._members.values()))
 
     def handle(self, event: events.Event) -> None:
         for name, member in self._active:
@@ -246,6 +276,13 @@ class RecorderGroup:
                 member.handle(event)
             except Exception as exc:  # this member's artifact is incomplete; the others go on
                 self._stop(name, _failure(member, event, exc))
+
+    def handle_plain(self, record: dict) -> None:
+        for name, member in self._active:
+            try:
+                member.handle_plain(record)
+            except Exception as exc:  # this member's artifact is incomplete; the others go on
+                self._stop(name, _failure(member, record, exc))
 
     def tick(self) -> None:
         for name, member in self._active:
@@ -303,11 +340,12 @@ def recorder_main(specs: list[RecorderSpec], endpoint: str, name: str,
 
 def replay(recorder: Recorder, event_log: str) -> dict[str, Any]:
     """Build a recorder's artifact offline from an event log."""
-    from eventroll.recorders.eventlog import read_events
+    from eventroll.recorders.eventlog import EventLogReader
 
+    reader = EventLogReader(event_log, array_kinds=array_kinds([recorder]))
     try:
-        for event in read_events(event_log, array_kinds([recorder])):
-            recorder.handle(event)
+        for event in reader.events(plain=takes_plain(recorder)):
+            take(recorder, event)
     finally:
         report = recorder.close()
     return report

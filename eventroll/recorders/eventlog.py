@@ -109,11 +109,18 @@ class EventLogReader:
             self._following[0].close()
             self._following = None
 
-    def events(self) -> Iterator[events.Event]:
-        """Yield each record as a typed event (a generator: closing it closes the file)."""
+    def events(self, *, plain: bool = False) -> Iterator[events.Event | dict]:
+        """Yield each record as a typed event (a generator: closing it closes the file); with
+        ``plain`` (and ``array_kinds``), a plain record (:func:`eventroll.events.is_plain`)
+        as its map instead."""
         typed = self._typed
+        if not (plain and self._arrays == codec.RAW):
+            for record in self.records():
+                yield typed(record)
+            return
+        is_plain = events.is_plain
         for record in self.records():
-            yield typed(record)
+            yield record if is_plain(record) else typed(record)
 
     def __iter__(self) -> Iterator[events.Event]:
         return self.events()

@@ -25,6 +25,7 @@ class StatsRecorder:
     """
 
     array_kinds = frozenset({"custom"})  # custom fields may be numpy values; nothing else is read
+    takes_plain = True
 
     def __init__(self, path: str, specs: Any = ()) -> None:
         directory = os.path.dirname(os.path.abspath(path))
@@ -33,6 +34,7 @@ class StatsRecorder:
                               "exist; create it or choose another path")
         self.path = path
         self._aggregator = StatsAggregator(specs)
+        self.handle_plain = self._aggregator.handle_plain  # a call less for most records
 
     def handle(self, event: events.Event) -> None:
         self._aggregator.handle(event)

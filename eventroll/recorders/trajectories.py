@@ -9,7 +9,8 @@ from eventroll.errors import ConfigError, EventError
 from eventroll.recorders.base import Rejections
 from eventroll.spaces import space_from_description
 from eventroll.trajectories.flat import BLOCK_ROWS, FLUSH_INTERVAL, FlatWriter
-from eventroll.trajectories.record import TrajectoryCollector
+from eventroll.episodes import Episode
+from eventroll.trajectories.record import PlainEpisode, TrajectoryCollector
 
 LAYOUTS = ("flat", "minari")
 
@@ -20,8 +21,8 @@ class TrajectoryRecorder:
     The writer is created at ``run.start``, which carries the spaces. ``layout``
     is ``flat`` (``path`` is the HDF5 file) or ``minari`` (``path`` is the
     datasets root, as ``MINARI_DATASETS_PATH``; ``dataset_id`` the dataset's id).
-    The flat layout takes the steps' arrays undecoded (it joins their bytes); of
-    run.start it reads the seeds. An episode whose arrays do not fit the spaces is
+    The flat layout takes the steps' arrays undecoded (it joins their bytes), and
+    plain records as their maps (:meth:`handle_plain`); of run.start it reads the seeds. An episode whose arrays do not fit the spaces is
     left out, and the report says which and why.
     """
 
@@ -36,6 +37,7 @@ class TrajectoryRecorder:
                              block_rows=block_rows, flush_interval=flush_interval)
         self._dataset_id = dataset_id
         self.array_kinds = frozenset({"run.start"}) if layout == "flat" else None
+        self.takes_plain = layout == "flat"
         self._collector = TrajectoryCollector()
         self._writer: Any = None
         self._left_out = Rejections()
@@ -45,13 +47,27 @@ class TrajectoryRecorder:
             self._writer = self._open(event)
         episode = self._collector.ended(event)
         if episode is not None:
-            if self._writer is None:
-                raise ConfigError("an episode ended before run.start: cannot record trajectories "
-                                  "without the run's spaces")
-            try:
+            self._write(episode)
+
+    def handle_plain(self, record: dict) -> None:
+        """Take a plain record (flat layout only: :attr:`takes_plain`); an episode all of
+        whose records came plain is written from their maps."""
+        episode = self._collector.plain(record)
+        if episode is not None:
+            self._write(episode)
+
+    def _write(self, episode: Episode | PlainEpisode) -> None:
+        if self._writer is None:
+            raise ConfigError("an episode ended before run.start: cannot record trajectories "
+                              "without the run's spaces")
+        try:
+            if type(episode) is PlainEpisode:
+                self._writer.add_plain(episode.start, episode.batches, episode.end,
+                                       episode.length)
+            else:
                 self._writer.add_episode(episode)
-            except EventError as exc:  # its arrays do not fit the spaces: left out, counted
-                self._left_out.add(str(exc))
+        except EventError as exc:  # its arrays do not fit the spaces: left out, counted
+            self._left_out.add(str(exc))
 
     def _open(self, start: events.RunStart) -> Any:
         observation_space = space_from_description(start.observation_space)

@@ -24,7 +24,7 @@ from gymnasium import spaces
 from eventroll import codec
 from eventroll.episodes import Episode
 from eventroll.errors import ConfigError, EventError
-from eventroll.events import STATUS_CODES, STATUSES, is_int
+from eventroll.events import STATUS_CODES, STATUSES, end_status, is_int
 from eventroll.files import DropBehind
 from eventroll.spaces import describe_space, space_from_description
 from eventroll.trajectories.record import Trajectory, episode_of, rows, trajectory_of
@@ -258,17 +258,18 @@ class BlockWriter:
 
     def add(self, trajectory: Trajectory) -> None:
         """Buffer a whole episode."""
-        self._buffered(trajectory)
+        self._buffered(trajectory, trajectory.length)
 
     def add_episode(self, episode: Episode) -> None:
         """Buffer an ended episode (``end`` set), as it came from its events."""
         self.add(trajectory_of(episode))
 
-    def _buffered(self, episode: Trajectory | Episode) -> None:
+    def _buffered(self, episode: Any, length: int) -> None:
+        """Buffer what a subclass writes of an episode of ``length`` steps."""
         if not self._buffer:
             self._oldest = time.monotonic()
         self._buffer.append(episode)
-        self._buffered_rows += episode.length
+        self._buffered_rows += length
         if (self._buffered_rows >= self.block_rows
                 or len(self._buffer) >= self.max_block_episodes):
             self.flush()
@@ -369,62 +370,84 @@ class FlatWriter(BlockWriter):
     def add_episode(self, episode: Episode) -> None:
         """Buffer an ended episode; :class:`EventError` (and nothing taken) if an array
         of it does not fit the spaces."""
+        end = episode.end
+        self._take(episode.reset_observation, episode.reset_info, episode.batches, getattr,
+                   (episode.index, episode.worker, episode.env_seed, episode.agent_seed,
+                    STATUS_CODES[end.status], float(end.return_), episode.length))
+
+    def add_plain(self, start: dict, batches: list[dict], end: dict, length: int) -> None:
+        """Buffer an ended episode as its plain records brought it (maps that
+        :func:`eventroll.events.is_plain` took, ``batches`` in step order, ``length``
+        steps); as :meth:`add_episode` does its typed events, with the same result."""
+        status = end_status(end["terminated"], end["truncated"], end["aborted"])
+        self._take(start["observation"], start["info"], batches, dict.__getitem__,
+                   (start["episode"], start["worker"], start["env_seed"], start["agent_seed"],
+                    STATUS_CODES[status], end["return"], length))
+
+    def _take(self, reset: Any, reset_info: dict | None, batches: list, get: Any,
+              row: tuple) -> None:
+        """Check and buffer an episode: its reset observation and info, its batches, whose
+        fields ``get(batch, name)`` reads (step.batch events or their maps), and its index
+        row (index, worker, seeds, status code, return, length)."""
         try:
-            taken = self._rows_of(episode)
-            heaps = self._heap_rows_of(episode) if self._heap_values else {}
+            taken = self._rows_of(reset, batches, get)
+            heaps = self._heap_rows_of(reset_info, batches, get) if self._heap_values else {}
         except (KeyError, IndexError, TypeError, ValueError) as exc:  # codec and event errors too
-            raise EventError(f"episode {episode.index}: {exc}") from None
+            raise EventError(f"episode {row[0]}: {exc}") from None
         for parts, part in taken:  # all or nothing: the block stays whole episodes
             parts.append(part)
         for name, values in heaps.items():
             self._heap_values[name] += values
-        self._buffered(episode)
+        self._buffered(row + (reset is not None,), row[-1])
 
-    def _rows_of(self, episode: Episode) -> list[tuple[list, memoryview | np.ndarray]]:
+    def _rows_of(self, reset: Any, batches: list, get: Any) -> list[tuple[list, memoryview | np.ndarray]]:
         """Each array of an episode checked, with the list of parts it goes to. The rows
         before the steps are the reset observation and each step's observation but the last,
         which is the final one: taken in that order, they need no shifting."""
         taken: list[tuple[list, memoryview | np.ndarray]] = []
-        reset, batches = episode.reset_observation, episode.batches
         next_observations = self.options["next_observations"]
         for (_, keys, shape, dtype), rows_, finals, nexts in zip(
                 self._observation_leaves, self._observations, self._finals, self._nexts):
             before = _blank(shape, dtype) if reset is None else rows_.part(pick(reset, keys), None)
             for batch in batches:
-                observed = rows_.part(pick(batch.observation, keys), batch.n)
+                n = get(batch, "n")
+                observed = rows_.part(pick(get(batch, "observation"), keys), n)
                 if next_observations:
                     taken.append((nexts, observed))
-                rest, last = rows_.split_last(observed, batch.n)
+                rest, last = rows_.split_last(observed, n)
                 taken += [(rows_.parts, before), (rows_.parts, rest)]
                 before = last
             taken.append((finals, before))
         for batch in batches:
-            n = batch.n
-            columns = [pick(batch.action, keys) for _, keys, _, _ in self._action_leaves]
-            columns += (batch.reward, batch.terminated, batch.truncated)
+            n, action = get(batch, "n"), get(batch, "action")
+            columns = [pick(action, keys) for _, keys, _, _ in self._action_leaves]
+            columns += (get(batch, "reward"), get(batch, "terminated"), get(batch, "truncated"))
             taken += [(rows_.parts, rows_.part(column, n))
                       for rows_, column in zip(self._step_rows, columns)]
         return taken
 
-    def _heap_rows_of(self, episode: Episode) -> dict[str, list[Any]]:
+    def _heap_rows_of(self, reset_info: dict | None, batches: list,
+                      get: Any) -> dict[str, list[Any]]:
         """The rows an episode adds to each heap (infos, logits, reset infos) asked for."""
         heaps: dict[str, list[Any]] = {name: [] for name in self._heap_values}
-        for batch in episode.batches:
+        for batch in batches:
+            n = get(batch, "n")
             if self.options["infos"]:
-                heaps["infos"] += batch.info or [{}] * batch.n
+                heaps["infos"] += get(batch, "info") or [{}] * n
             if self.options["logits"]:
-                logits = codec.decoded(batch.logits)
-                heaps["logits"] += ([None] * batch.n if logits is None else
-                                    [rows(logits, t) for t in range(batch.n)])
+                logits = codec.decoded(get(batch, "logits"))
+                heaps["logits"] += ([None] * n if logits is None else
+                                    [rows(logits, t) for t in range(n)])
         if self.options["infos"]:
-            heaps["episodes/reset_infos"].append(episode.reset_info or {})
+            heaps["episodes/reset_infos"].append(reset_info or {})
         return heaps
 
     # -- writing -----------------------------------------------------------------------
-    def _write_block(self, block: list[Episode]) -> None:
-        """Write a block and flush the file: step rows first, then the index rows."""
+    def _write_block(self, block: list[tuple]) -> None:
+        """Write a block (an index row an episode, as :meth:`_take` buffers them) and flush
+        the file: step rows first, then the index rows."""
         first_row = self._datasets["rewards"].rows
-        lengths = np.fromiter((episode.length for episode in block), np.int64, len(block))
+        lengths = np.fromiter((row[6] for row in block), np.int64, len(block))
         self._write_steps()
         self._write_observations()
         for name, values in self._heap_values.items():
@@ -463,19 +486,20 @@ class FlatWriter(BlockWriter):
         self._datasets[f"{name}/end"].append(self._datasets[f"{name}/data"].rows + np.cumsum(lengths))
         self._datasets[f"{name}/data"].append(data)
 
-    def _write_index(self, block: list[Episode], lengths: np.ndarray, first_row: int) -> None:
+    def _write_index(self, block: list[tuple], lengths: np.ndarray, first_row: int) -> None:
         n = len(block)
+        index, worker, env_seed, agent_seed, status, return_, _, reset = zip(*block)
         columns = {
-            "index": np.fromiter((e.index for e in block), np.int64, n),
+            "index": np.fromiter(index, np.int64, n),
             "start": first_row + np.cumsum(lengths) - lengths, "length": lengths,
-            "env_seed": np.fromiter((NO_SEED if e.env_seed is None else e.env_seed
-                                     for e in block), np.int64, n),
-            "agent_seed": np.fromiter((NO_SEED if e.agent_seed is None else e.agent_seed
-                                       for e in block), np.int64, n),
-            "worker": np.fromiter((e.worker for e in block), np.int32, n),
-            "status": np.fromiter((STATUS_CODES[e.end.status] for e in block), np.uint8, n),
-            "return": np.fromiter((e.end.return_ for e in block), np.float64, n),
-            "reset": np.fromiter((e.reset_observation is not None for e in block), bool, n)}
+            "env_seed": np.fromiter((NO_SEED if seed is None else seed for seed in env_seed),
+                                    np.int64, n),
+            "agent_seed": np.fromiter((NO_SEED if seed is None else seed for seed in agent_seed),
+                                      np.int64, n),
+            "worker": np.fromiter(worker, np.int32, n),
+            "status": np.fromiter(status, np.uint8, n),
+            "return": np.fromiter(return_, np.float64, n),
+            "reset": np.fromiter(reset, bool, n)}
         for name, values in columns.items():
             self._index[name].append(values)
 

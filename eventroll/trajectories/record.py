@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from eventroll.episodes import Episode
-from eventroll.events import EpisodeEnd, Event, RunStart, StepBatch
+from eventroll.events import EpisodeEnd, Event, RunStart, StepBatch, from_record
 from eventroll.seeding import episode_seeds
 
 
@@ -90,17 +90,35 @@ class Trajectory:
         return prepend(self.reset_observation, self.next_observations)
 
 
+class PlainEpisode:
+    """An episode whose records were all plain (:func:`eventroll.events.is_plain`), as
+    their maps: ``start``, ``batches`` in step order, ``end``; ``length`` steps so far."""
+
+    __slots__ = ("start", "batches", "end", "length")
+
+    def __init__(self, start: dict) -> None:
+        self.start, self.batches, self.end, self.length = start, [], None, 0
+
+    def typed(self) -> Episode:
+        """The same episode (so far) from its records typed."""
+        episode = Episode.started(from_record(self.start, arrays=False))
+        for batch in self.batches:
+            episode.add(from_record(batch, arrays=False))
+        return episode
+
+
 class TrajectoryCollector:
     """Turns a stream of events (workers interleaved) into whole episodes.
 
     Feed every event to :meth:`handle`; it returns the finished :class:`Trajectory`
     at each ``episode.end`` (:meth:`ended` returns the :class:`Episode` itself, its
-    batches as they came). Only the episodes in flight are held in memory.
+    batches as they came). Plain records may come as their maps (:meth:`plain`). Only
+    the episodes in flight are held in memory.
     """
 
     def __init__(self) -> None:
         self.run_start: RunStart | None = None
-        self._open: dict[int, Episode] = {}
+        self._open: dict[int, Episode | PlainEpisode] = {}
         # run.start's seeds by episode, read once (for episodes that failed in reset)
         self._run_seeds: tuple[Sequence[int], Sequence[int]] = ((), ())
 
@@ -115,6 +133,8 @@ class TrajectoryCollector:
             episode = self._open.get(event.episode)
             if episode is None:
                 raise ValueError(f"step.batch of episode {event.episode} before its episode.start")
+            if type(episode) is PlainEpisode:  # from here on, its records are typed
+                episode = self._open[event.episode] = episode.typed()
             episode.add(event)
         elif kind == "episode.start":
             self._open[event.episode] = Episode.started(event)
@@ -123,6 +143,8 @@ class TrajectoryCollector:
             if episode is None:  # aborted in reset: no observations, no steps
                 episode = Episode(event.episode, event.worker, *self._seeds(event.episode),
                                   reset_observation=None, reset_info=None)
+            elif type(episode) is PlainEpisode:
+                episode = episode.typed()
             episode.end = event
             return episode
         elif kind == "episode.lost":  # what arrived of it is void; it may be played again
@@ -131,6 +153,27 @@ class TrajectoryCollector:
             self.run_start = event
             self._run_seeds = (episode_seeds(event.env_seeds), episode_seeds(event.agent_seeds))
         return None
+
+    def plain(self, record: dict) -> Episode | PlainEpisode | None:
+        """Take a plain record (:func:`eventroll.events.is_plain`) as :meth:`ended` takes
+        its event; an episode all of whose records came plain ends as a
+        :class:`PlainEpisode`. A record that does not continue its episode as a plain one
+        (steps missing, an episode that has typed records) is typed and taken so."""
+        kind, index = record["kind"], record["episode"]
+        if kind == "episode.start":
+            self._open[index] = PlainEpisode(record)
+            return None
+        episode = self._open.get(index)
+        if type(episode) is PlainEpisode:
+            if kind == "episode.end":
+                del self._open[index]
+                episode.end = record
+                return episode
+            if record["t0"] == episode.length:
+                episode.batches.append(record)
+                episode.length += record["n"]
+                return None
+        return self.ended(from_record(record, arrays=False))
 
     @property
     def in_flight(self) -> list[int]:

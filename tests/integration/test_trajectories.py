@@ -252,8 +252,15 @@ class KillingTrajectoryRecorder(TrajectoryRecorder):
 
     def handle(self, event) -> None:
         super().handle(event)
+        self._kill_after(event.KIND)
+
+    def handle_plain(self, record) -> None:
+        super().handle_plain(record)
+        self._kill_after(record["kind"])
+
+    def _kill_after(self, kind: str) -> None:
         writer = self._writer
-        if writer is not None and writer.episodes >= self._after and event.KIND == "episode.end":
+        if writer is not None and writer.episodes >= self._after and kind == "episode.end":
             with open(self._marker, "w") as file:
                 file.write(str(writer.episodes))
             os.kill(os.getpid(), signal.SIGKILL)
