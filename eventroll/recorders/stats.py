@@ -34,10 +34,12 @@ class StatsRecorder:
                               "exist; create it or choose another path")
         self.path = path
         self._aggregator = StatsAggregator(specs)
-        self.handle_plain = self._aggregator.handle_plain  # a call less for most records
 
     def handle(self, event: events.Event) -> None:
         self._aggregator.handle(event)
+
+    def handle_plain(self, record: dict) -> None:
+        self._aggregator.handle_plain(record)
 
     def tick(self) -> None:
         pass

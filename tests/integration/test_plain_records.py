@@ -1,0 +1,243 @@
+"""Plain records: the trajectory (flat) and statistics recorders take most records as the
+maps they were decoded to (``events.is_plain``), and build the same artifacts as from
+typed events, whatever mix of plain and other records a log holds."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+
+from eventroll import ParallelRunner, codec, events
+from eventroll.errors import EventError
+from eventroll.recorders.base import RecorderGroup, replay
+from eventroll.recorders.eventlog import EventLogReader
+from eventroll.recorders.stats import StatsRecorder
+from eventroll.recorders.trajectories import TrajectoryRecorder
+from eventroll.recording import replay_run
+from eventroll.testing import failing_env
+
+SEEDS = dict(env_base_seed=5, agent_base_seed=6)
+
+
+@pytest.fixture(scope="module")
+def cartpole_log(tmp_path_factory) -> str:
+    """A parallel CartPole run: terminated and truncated episodes, two workers interleaved."""
+    run_dir = str(tmp_path_factory.mktemp("cartpole") / "run")
+    ParallelRunner(n_episodes=60, n_processes=2, max_episode_steps=20, console=None,
+                   **SEEDS).run_with("CartPole-v1", run_dir=run_dir)
+    return f"{run_dir}/events.msgpack"
+
+
+@pytest.fixture(scope="module")
+def failing_log(tmp_path_factory) -> str:
+    """A run whose env fails in a third of its episodes: aborted episodes."""
+    run_dir = str(tmp_path_factory.mktemp("failing") / "run")
+    ParallelRunner(n_episodes=24, n_processes=2, console=None, **SEEDS).run_with(
+        lambda **kw: failing_env(length=6, fail_step=3, fail_every=3, **kw), run_dir=run_dir)
+    return f"{run_dir}/events.msgpack"
+
+
+def records(log: str) -> list[dict]:
+    return list(EventLogReader(log, array_kinds=frozenset()).records())
+
+
+def write_log(source: str, target: str, kept: list[dict]) -> str:
+    """``kept`` (records, arrays undecoded) as an event log with ``source``'s header."""
+    reader = EventLogReader(source)
+    list(reader.records())
+    with open(target, "wb") as file:
+        file.write(codec.encode(reader.header))
+        for record in kept:
+            file.write(codec.encode(codec.decoded(record)))
+    return target
+
+
+def build(log: str, directory: Any, plain: bool, **options: Any) -> tuple[dict, dict, dict]:
+    """The flat file's datasets, stats.json and the reports, built from ``log`` by one
+    group of both recorders, taking plain records as maps or not."""
+    path, stats = str(directory / "trajectories.h5"), str(directory / "stats.json")
+    members = {"trajectories": TrajectoryRecorder(path, **options), "stats": StatsRecorder(stats)}
+    if not plain:
+        for member in members.values():
+            member.takes_plain = False
+    reports = replay(RecorderGroup(members), log)["recorders"]
+    for report in reports.values():
+        assert report.pop("path").startswith(str(directory))
+    with open(stats) as file:
+        statistics = json.load(file)
+    return datasets(path), statistics, reports
+
+
+def datasets(path: str) -> dict[str, Any]:
+    """Every dataset of an HDF5 file (values) and every attribute but the creation time."""
+    found: dict[str, Any] = {}
+    with h5py.File(path, "r") as file:
+        def visit(name: str, item: Any) -> None:
+            if isinstance(item, h5py.Dataset):
+                found[name] = item[()]
+            found[f"{name}@"] = {k: (v.tobytes() if isinstance(v, np.void) else v)
+                                 for k, v in item.attrs.items() if k != "created"}
+        file.visititems(visit)
+    return found
+
+
+def assert_same_artifacts(log: str, tmp_path: Any, **options: Any) -> dict:
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "typed").mkdir()
+    plain = build(log, tmp_path / "plain", True, **options)
+    typed = build(log, tmp_path / "typed", False, **options)
+    assert plain[0].keys() == typed[0].keys()
+    for name, value in typed[0].items():
+        if isinstance(value, dict):
+            assert plain[0][name].keys() == value.keys(), name
+            for key in value:
+                assert np.array_equal(plain[0][name][key], value[key]), (name, key)
+        else:
+            assert np.array_equal(plain[0][name], value), name
+    assert plain[1] == typed[1]
+    assert plain[2] == typed[2]
+    return plain[0]
+
+
+class TestIsPlain:
+    def test_a_runs_episode_records_are_plain_and_read_as_typed_events(self, cartpole_log):
+        """Every episode.start, step.batch and episode.end of a CartPole run is plain, and
+        nothing else is; each plain one also reads as its typed event."""
+        for record in records(cartpole_log):
+            hot = record["kind"] in ("episode.start", "step.batch", "episode.end")
+            assert events.is_plain(record) == hot, record["kind"]
+            if hot:
+                events.from_record(record, arrays=False)
+
+    @pytest.mark.parametrize("kind, change", [
+        ("step.batch", {"n": 0}), ("step.batch", {"t0": -1}), ("step.batch", {"n": True}),
+        ("step.batch", {"info": [{}]}), ("step.batch", {"logits": None, "x": 1}),
+        ("step.batch", {"observation": np.zeros((1, 4), np.float32)}),
+        ("step.batch", {"reward": [1.0]}), ("step.batch", {"episode": 1.0}),
+        ("step.batch", {"worker": False}), ("step.batch", {"wseq": "3"}),
+        ("step.batch", {"time": 3}), ("step.batch", {"seq": 2.0}),
+        ("episode.start", {"info": {"lives": 3}}), ("episode.start", {"env_seed": 1.5}),
+        ("episode.start", {"agent_seed": "1"}), ("episode.start", {"observation": None}),
+        ("episode.end", {"return": 10}), ("episode.end", {"aborted": 0}),
+        ("episode.end", {"length": np.int64(3)}), ("episode.end", {"wall_time": None}),
+        ("episode.end", {"kind": "episode.ends"}), ("episode.end", {"kind": ["episode.end"]}),
+    ])
+    def test_any_other_form_is_typed(self, cartpole_log, kind, change):
+        """A record of another form (a field of another type or value, one more or one
+        fewer) is not plain: it is typed, and from_record says what is wrong with it."""
+        original = next(r for r in records(cartpole_log) if r["kind"] == kind)
+        assert events.is_plain(original)
+        record = {**original, **change}
+        assert not events.is_plain(record)
+        missing = dict(original)
+        missing.pop(next(iter(set(change) & set(original) - {"seq"}), "episode"))
+        assert not events.is_plain(missing)
+
+    def test_not_a_map(self):
+        assert not events.is_plain([("kind", "step.batch")])
+        assert not events.is_plain(None)
+
+
+class TestSameArtifacts:
+    def test_a_parallel_run(self, cartpole_log, tmp_path):
+        """Trajectories and statistics built from plain records equal those built from
+        typed events, dataset for dataset."""
+        found = assert_same_artifacts(cartpole_log, tmp_path)
+        assert len(found["episodes/index"]) == 60
+        assert {0, 1} <= set(found["episodes/status"].tolist())  # terminated and truncated
+
+    def test_aborted_episodes(self, failing_log, tmp_path):
+        found = assert_same_artifacts(failing_log, tmp_path, next_observations=True, infos=True)
+        assert (found["episodes/status"] == events.STATUS_CODES["aborted"]).sum() > 0
+
+    def test_episodes_whose_records_stop_or_start_being_plain(self, cartpole_log, tmp_path):
+        """Episodes that mix plain records and others (an info in a batch, an info at the
+        reset, a return written as an int, a batch split in two) are recorded as from typed
+        events alone, infos included."""
+        kept, changed = [], set()
+        for record in records(cartpole_log):
+            index = record.get("episode")
+            if record["kind"] == "step.batch" and index == 3:
+                record["info"] = [{"t": t} for t in range(record["n"])]
+            elif record["kind"] == "episode.start" and index == 5:
+                record["info"] = {"lives": 3}
+            elif record["kind"] == "episode.end" and index == 7:
+                record["return"] = int(record["return"])
+            elif record["kind"] == "step.batch" and index == 9 and record["n"] > 1:
+                kept += split_batch(record)
+                changed.add(index)
+                continue
+            else:
+                kept.append(record)
+                continue
+            assert not events.is_plain(record)
+            changed.add(index)
+            kept.append(record)
+        assert changed == {3, 5, 7, 9}
+        log = write_log(cartpole_log, str(tmp_path / "mixed.msgpack"), kept)
+        found = assert_same_artifacts(log, tmp_path, infos=True)
+        assert len(found["episodes/index"]) == 60
+
+    def test_steps_missing_from_a_plain_episode(self, cartpole_log, tmp_path):
+        """A plain episode whose first step is gone stops the recorder with the typed
+        path's message."""
+        kept, dropped = [], False
+        for record in records(cartpole_log):
+            if record["kind"] == "step.batch" and record["episode"] == 4 and not dropped:
+                kept.append(split_batch(record)[1])  # its first step is gone
+                dropped = True
+                continue
+            kept.append(record)
+        log = write_log(cartpole_log, str(tmp_path / "gap.msgpack"), kept)
+        for plain in (True, False):
+            recorder = TrajectoryRecorder(str(tmp_path / f"{plain}.h5"))
+            recorder.takes_plain = plain
+            with pytest.raises(ValueError, match=r"episode 4: steps \d+\.\.\d+ missing"):
+                replay(recorder, log)
+
+
+def split_batch(record: dict) -> list[dict]:
+    """A step.batch as two, its first step and the rest."""
+    columns = ("action", "observation", "reward", "terminated", "truncated")
+    decoded = {name: record[name].decode() for name in columns}
+    first, rest = copy.copy(record), copy.copy(record)
+    first.update(n=1, **{name: decoded[name][:1] for name in columns})
+    rest.update(t0=record["t0"] + 1, n=record["n"] - 1,
+                **{name: decoded[name][1:] for name in columns})
+    return [first, rest]
+
+
+def test_replay_takes_plain_records_and_rebuilds_the_run(cartpole_log, tmp_path):
+    """`replay_run` (both recorders, one reading of the log) builds what the live run did."""
+    run_dir = cartpole_log.rsplit("/", 1)[0]
+    report = replay_run(run_dir, str(tmp_path / "replay"))
+    assert report["steps"] == sum(r["n"] for r in records(cartpole_log)
+                                  if r["kind"] == "step.batch")
+    live, rebuilt = datasets(f"{run_dir}/trajectories.h5"), datasets(str(tmp_path / "replay/trajectories.h5"))
+    order = np.argsort(live["episodes/index"]), np.argsort(rebuilt["episodes/index"])
+    for name in ("index", "length", "return", "status", "env_seed", "worker"):
+        assert np.array_equal(live[f"episodes/{name}"][order[0]], rebuilt[f"episodes/{name}"][order[1]])
+    with open(f"{run_dir}/stats.json") as a, open(tmp_path / "replay/stats.json") as b:
+        assert json.load(a) == json.load(b)
+
+
+def test_a_member_failing_on_a_plain_record_stops_alone(cartpole_log, tmp_path):
+    """In a group, a recorder that raises on a plain record stops; the other goes on, and
+    the failure names the record's seq and kind."""
+    class Breaks(StatsRecorder):
+        def handle_plain(self, record: dict) -> None:
+            raise EventError("broken")
+
+    breaks = Breaks(str(tmp_path / "stats.json"))
+    group = RecorderGroup({"trajectories": TrajectoryRecorder(str(tmp_path / "t.h5")),
+                           "stats": breaks})
+    report = replay(group, cartpole_log)["recorders"]
+    assert report["trajectories"]["episodes"] == 60
+    assert report["trajectories"]["errors"] == []
+    assert len(report["stats"]["errors"]) == 1
+    assert "(episode.start)" in report["stats"]["errors"][0] and "broken" in report["stats"]["errors"][0]
