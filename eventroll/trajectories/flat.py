@@ -184,7 +184,8 @@ class Rows:
         self.row_shape = row_shape
         self.wire: str | None = None  # the dtype (its str) of the arrays taken as views
         self.parts: list[memoryview | np.ndarray] = []
-        self._heads: dict[int | None, tuple[bytes, int]] = {}  # by n: codec.array_head
+        # by n: the head of an array of n rows (codec.array_head), its whole size, the head's
+        self._heads: dict[int | None, tuple[bytes, int, int]] = {}
 
     def part(self, value: Any, n: int | None) -> memoryview | np.ndarray:
         """``value`` checked to hold ``n`` rows (None: to be one row itself)."""
@@ -192,13 +193,14 @@ class Rows:
             head = self._heads.get(n)
             payload = value.payload
             if head is not None and len(payload) == head[1] and payload.startswith(head[0]):
-                return memoryview(payload)[len(head[0]):]  # the data, not copied
+                return memoryview(payload)[head[2]:]  # the data, not copied
             value = value.decode()
             if self.wire is None:
                 self.wire = value.dtype.str
         shape = self.row_shape if n is None else (n, *self.row_shape)
         if self.wire is not None and n not in self._heads and len(self._heads) < 4096:
-            self._heads[n] = codec.array_head(self.wire, shape)
+            head, size = codec.array_head(self.wire, shape)
+            self._heads[n] = head, size, len(head)
         array = np.asarray(value)
         if array.shape != shape:
             raise EventError(f"{self.name} holds an array of shape {array.shape}, "
@@ -328,6 +330,7 @@ class FlatWriter(BlockWriter):
         self._actions = [Rows("action" + suffix, shape) for suffix, _, shape, _ in self._action_leaves]
         self._flags = [Rows(name, ()) for name in ("reward", "terminated", "truncated")]
         self._step_rows = self._actions + self._flags  # a batch's columns but observations, in order
+        self._action_keys = [keys for _, keys, _, _ in self._action_leaves]
         self._heap_values: dict[str, list[Any]] = {name: [] for name in self._heaps()}
 
     def _create_layout(self, run_id: str, env: str) -> None:
@@ -405,25 +408,28 @@ class FlatWriter(BlockWriter):
         before the steps are the reset observation and each step's observation but the last,
         which is the final one: taken in that order, they need no shifting."""
         taken: list[tuple[list, memoryview | np.ndarray]] = []
+        take = taken.append
         next_observations = self.options["next_observations"]
         for (_, keys, shape, dtype), rows_, finals, nexts in zip(
                 self._observation_leaves, self._observations, self._finals, self._nexts):
-            before = _blank(shape, dtype) if reset is None else rows_.part(pick(reset, keys), None)
+            parts, part = rows_.parts, rows_.part
+            before = _blank(shape, dtype) if reset is None else part(pick(reset, keys), None)
             for batch in batches:
                 n = get(batch, "n")
-                observed = rows_.part(pick(get(batch, "observation"), keys), n)
+                observed = part(pick(get(batch, "observation"), keys), n)
                 if next_observations:
-                    taken.append((nexts, observed))
+                    take((nexts, observed))
                 rest, last = rows_.split_last(observed, n)
-                taken += [(rows_.parts, before), (rows_.parts, rest)]
+                take((parts, before))
+                take((parts, rest))
                 before = last
-            taken.append((finals, before))
+            take((finals, before))
         for batch in batches:
             n, action = get(batch, "n"), get(batch, "action")
-            columns = [pick(action, keys) for _, keys, _, _ in self._action_leaves]
+            columns = [pick(action, keys) for keys in self._action_keys]
             columns += (get(batch, "reward"), get(batch, "terminated"), get(batch, "truncated"))
-            taken += [(rows_.parts, rows_.part(column, n))
-                      for rows_, column in zip(self._step_rows, columns)]
+            for rows_, column in zip(self._step_rows, columns):
+                take((rows_.parts, rows_.part(column, n)))
         return taken
 
     def _heap_rows_of(self, reset_info: dict | None, batches: list,
