@@ -690,20 +690,34 @@ _overhead_by_medians = rate_ratio("all recorders on / off, parallel 2 (time per 
 
 
 def overhead_target(results: Results) -> list[Target]:
-    """All recorders on / off by the medians of steps/s; the detail gives each round's own
-    ratio and what the recorders' share of the CPU in the runs with them predicts (on two
-    busy cores a run's time goes with its processes' CPU time): unlike the medians, taken
-    under the same load as what it is compared with."""
+    """All recorders on / off, the time per step. Three estimates: the ratio of the medians
+    of steps/s; the median of each round's own ratio; what the recorders' share of the CPU
+    in the runs with them predicts (on two busy cores a run's time goes with its
+    processes' CPU time), which is taken under the same load as what it is compared with.
+    On a shared machine a moment's load can put any one of them under the goal (the
+    medians read 0.94x once, with the rounds at 0.83x, 1.12x and 1.21x and the CPU at
+    1.16x), so the value is the largest: the target is met when all three meet it."""
     found = _overhead_by_medians(results)
     on, off = find(results, "cartpole", "2, all recorders"), find(results, "cartpole",
                                                                   "2, recorders off")
-    if found and on and off:
-        rounds = " ".join(f"{b.rate / a.rate:.2f}x" for a, b in zip(on.runs, off.runs))
-        share = recorders_share(on)
-        predicted = "" if share is None else (
-            f"; in-run CPU: the recorders took {share:.1%} of the other processes' CPU "
-            f"(median), on / off {1 + share:.3f}x on busy cores")
-        found[0].detail = f"rounds {rounds}{predicted}"
+    if not (found and on and off):
+        return found
+    target = found[0]
+    estimates = {"medians": target.value}
+    rounds = [b.rate / a.rate for a, b in zip(on.runs, off.runs)]
+    if rounds:
+        estimates["rounds' median"] = statistics.median(rounds)
+    share = recorders_share(on)
+    if share is not None:
+        estimates["in-run CPU"] = 1 + share
+    target.value = max(estimates.values())
+    target.shown = f"{target.value:.3f}x"
+    target.detail = (", ".join(f"{name} {value:.3f}x" for name, value in estimates.items())
+                     + " (the largest is the value)"
+                     + f"; rounds {' '.join(f'{ratio:.2f}x' for ratio in rounds)}")
+    if share is not None:
+        target.detail += (f"; in-run CPU: the recorders took {share:.1%} of the other "
+                          "processes' CPU (median)")
     return found
 
 

@@ -22,8 +22,9 @@ class TrajectoryRecorder:
     is ``flat`` (``path`` is the HDF5 file) or ``minari`` (``path`` is the
     datasets root, as ``MINARI_DATASETS_PATH``; ``dataset_id`` the dataset's id).
     The flat layout takes the steps' arrays undecoded (it joins their bytes), and
-    plain records as their maps (:meth:`handle_plain`); of run.start it reads the seeds. An episode whose arrays do not fit the spaces is
-    left out, and the report says which and why.
+    plain records as their maps (:meth:`handle_plain`); of run.start it reads the
+    seeds. An episode whose arrays do not fit the spaces is left out, and the report
+    says which and why.
     """
 
     def __init__(self, path: str, *, layout: str = "flat", dataset_id: str | None = None,
