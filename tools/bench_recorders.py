@@ -24,6 +24,15 @@ process, timed with ``time.perf_counter``:
   socket; timed in CPU seconds of this process (``time.process_time``), so
   that the machine's other load counts less. Run it with ``PYTHONPATH`` set to
   another checkout to compare two versions side by side.
+* ``replay, trajectories+stats``: ``eventroll.recording.replay_run`` over the
+  log's run directory, as ``eventroll replay`` runs it, in CPU seconds.
+* ``floor, decode + columns``: what a replay of this design cannot do without,
+  in CPU seconds: decode every record (msgpack, arrays undecoded), check each
+  step array's head against the one its field and row count must have, keep a
+  view of its data, and write the columns and an episode index to HDF5 in
+  blocks of 65,536 steps. No typed events, no general path (CartPole's single
+  arrays only, no infos, every record in order): the floor of the replay in
+  Python, to compare the replay with.
 
 It prints the median steps/s of each, the spread of the repeats and the bytes
 per step of each artifact (file size / steps).
@@ -47,9 +56,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from eventroll import SequentialRunner, read_events
 from eventroll.recorders.base import record_deliveries
 from eventroll.recorders.trajectories import TrajectoryRecorder
+from eventroll.recording import replay_run
 
 STEPS_PER_EPISODE = 22.2
 
@@ -149,6 +161,98 @@ def process_loops(workdir: str) -> dict[str, Callable[[str], Any]]:
             "process loop, event log": event_log}
 
 
+class FloorColumns:
+    """The floor loop's columns: views of undecoded arrays, checked by their heads, joined
+    and appended to HDF5 datasets once a block is full."""
+
+    FIELDS = ("observation", "action", "reward", "terminated", "truncated")
+
+    def __init__(self, path: str) -> None:
+        import h5py
+
+        self.file = h5py.File(path, "w")
+        self.parts: dict[str, list[Any]] = {name: [] for name in self.FIELDS + ("final",)}
+        self.index: dict[str, list[Any]] = {"episode": [], "length": [], "return": []}
+        self.heads: dict[tuple[str, int | None], tuple[bytes, int]] = {}  # (field, n) -> head
+        self.layout: dict[str, tuple[Any, tuple]] = {}  # field -> (dtype, row shape)
+        self.rows = 0
+
+    def view(self, field: str, value: Any, n: int | None) -> memoryview:
+        """The data of an undecoded array whose head says ``n`` rows of ``field``'s dtype."""
+        from eventroll import codec
+
+        head = self.heads.get((field, n))
+        if head is None:
+            array = value.decode()
+            self.layout[field] = array.dtype, array.shape if n is None else array.shape[1:]
+            head = self.heads[(field, n)] = codec.array_head(array.dtype.str, array.shape)
+        payload = value.payload
+        if len(payload) != head[1] or not payload.startswith(head[0]):
+            raise ValueError(f"{field}: an array of another dtype or shape")
+        return memoryview(payload)[len(head[0]):]
+
+    def flush(self) -> None:
+        for name, parts in self.parts.items():
+            if parts:
+                dtype, shape = self.layout["observation" if name == "final" else name]
+                self.append(name, np.frombuffer(b"".join(parts), dtype).reshape(-1, *shape))
+                parts.clear()
+        for name, values in self.index.items():
+            self.append(f"episodes/{name}", np.array(values))
+            values.clear()
+        self.file.flush()
+        self.rows = 0
+
+    def append(self, name: str, data: Any) -> None:
+        if name not in self.file:
+            self.file.create_dataset(name, data=data, maxshape=(None, *data.shape[1:]),
+                                     chunks=True)
+            return
+        dataset = self.file[name]
+        dataset.resize(len(dataset) + len(data), axis=0)
+        dataset[-len(data):] = data
+
+
+def floor(log: str, path: str) -> None:
+    """See ``floor, decode + columns`` in the module's docstring."""
+    from eventroll import codec
+
+    columns, open_ = FloorColumns(path), {}
+    view, parts, index = columns.view, columns.parts, columns.index
+    with open(log, "rb") as file:
+        unpacker = codec.stream_unpacker(arrays=codec.RAW)
+        unpacker.feed(file.read())
+    next(unpacker)  # the header
+    for record in unpacker:
+        kind = record["kind"]
+        if kind == "step.batch":
+            open_[record["episode"]][1].append(record)
+        elif kind == "episode.start":
+            open_[record["episode"]] = (record, [])
+        elif kind == "episode.end":
+            start, batches = open_.pop(record["episode"])
+            before = view("observation", start["observation"], None)
+            length = 0
+            for batch in batches:
+                n = batch["n"]
+                observed = view("observation", batch["observation"], n)
+                cut = len(observed) // n * (n - 1)
+                parts["observation"] += (before, observed[:cut])
+                before = observed[cut:]
+                for name in FloorColumns.FIELDS[1:]:
+                    parts[name].append(view(name, batch[name], n))
+                length += n
+            parts["final"].append(before)
+            index["episode"].append(record["episode"])
+            index["length"].append(length)
+            index["return"].append(record["return"])
+            columns.rows += length
+            if columns.rows >= 65536:
+                columns.flush()
+    columns.flush()
+    columns.file.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=1_000_000)
@@ -192,6 +296,13 @@ def main(argv: list[str] | None = None) -> int:
                 times.setdefault(name, []).append(time.process_time() - started)
                 if report["errors"]:
                     sys.exit(f"{name}: {report['errors'][:3]}")
+            started = time.process_time()
+            replay_run(os.path.dirname(log), os.path.join(workdir, f"replay-{round_index}"))
+            times.setdefault("replay, trajectories+stats", []).append(
+                time.process_time() - started)
+            started = time.process_time()
+            floor(log, os.path.join(workdir, f"floor-{round_index}.h5"))
+            times.setdefault("floor, decode + columns", []).append(time.process_time() - started)
             print(f"round {round_index + 1}/{args.repeats} done", file=sys.stderr)
         print(f"| measure ({steps:,} CartPole steps, {args.repeats} repeats) | median steps/s "
               "| spread | bytes/step |")
