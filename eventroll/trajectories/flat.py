@@ -53,6 +53,8 @@ CHUNK_CACHE = dict(rdcc_nbytes=0)
 # per-episode index arrays: name -> dtype
 INDEX = {"index": "<i8", "start": "<i8", "length": "<i8", "env_seed": "<i8", "agent_seed": "<i8",
          "worker": "<i4", "status": "u1", "return": "<f8", "reset": "b1"}
+# what the writer keeps of each episode until its block is written, in this order
+INDEX_ROW = ("index", "worker", "env_seed", "agent_seed", "status", "return", "length", "reset")
 # step fields that hold bytes per row (msgpack), as a heap of bytes and row end offsets
 HEAPS = ("infos", "logits")
 FINALS = "episodes/final_observations"
@@ -391,7 +393,7 @@ class FlatWriter(BlockWriter):
               row: tuple) -> None:
         """Check and buffer an episode: its reset observation and info, its batches, whose
         fields ``get(batch, name)`` reads (step.batch events or their maps), and its index
-        row (index, worker, seeds, status code, return, length)."""
+        row (:data:`INDEX_ROW` but ``reset``, which is added here)."""
         try:
             taken = self._rows_of(reset, batches, get)
             heaps = self._heap_rows_of(reset_info, batches, get) if self._heap_values else {}
@@ -403,7 +405,8 @@ class FlatWriter(BlockWriter):
             self._heap_values[name] += values
         self._buffered(row + (reset is not None,), row[-1])
 
-    def _rows_of(self, reset: Any, batches: list, get: Any) -> list[tuple[list, memoryview | np.ndarray]]:
+    def _rows_of(self, reset: Any, batches: list,
+                 get: Any) -> list[tuple[list, memoryview | np.ndarray]]:
         """Each array of an episode checked, with the list of parts it goes to. The rows
         before the steps are the reset observation and each step's observation but the last,
         which is the final one: taken in that order, they need no shifting."""
@@ -450,10 +453,11 @@ class FlatWriter(BlockWriter):
 
     # -- writing -----------------------------------------------------------------------
     def _write_block(self, block: list[tuple]) -> None:
-        """Write a block (an index row an episode, as :meth:`_take` buffers them) and flush
-        the file: step rows first, then the index rows."""
+        """Write a block (an :data:`INDEX_ROW` an episode, as :meth:`_take` buffers them)
+        and flush the file: step rows first, then the index rows."""
         first_row = self._datasets["rewards"].rows
-        lengths = np.fromiter((row[6] for row in block), np.int64, len(block))
+        index = dict(zip(INDEX_ROW, zip(*block)))
+        lengths = np.fromiter(index["length"], np.int64, len(block))
         self._write_steps()
         self._write_observations()
         for name, values in self._heap_values.items():
@@ -461,7 +465,7 @@ class FlatWriter(BlockWriter):
             values.clear()
         for column in self._datasets.values():
             column.flush()
-        self._write_index(block, lengths, first_row)
+        self._write_index(index, lengths, first_row)
         self._file.flush()
         self._drop_behind.wrote(self._file.id.get_filesize())
         self.episodes += len(block)
@@ -492,20 +496,19 @@ class FlatWriter(BlockWriter):
         self._datasets[f"{name}/end"].append(self._datasets[f"{name}/data"].rows + np.cumsum(lengths))
         self._datasets[f"{name}/data"].append(data)
 
-    def _write_index(self, block: list[tuple], lengths: np.ndarray, first_row: int) -> None:
-        n = len(block)
-        index, worker, env_seed, agent_seed, status, return_, _, reset = zip(*block)
+    def _write_index(self, index: dict[str, tuple], lengths: np.ndarray,
+                     first_row: int) -> None:
+        """The index rows of a block, by :data:`INDEX_ROW` field."""
+        n = len(lengths)
+        seeds = {name: np.fromiter((NO_SEED if seed is None else seed for seed in index[name]),
+                                   np.int64, n) for name in ("env_seed", "agent_seed")}
         columns = {
-            "index": np.fromiter(index, np.int64, n),
-            "start": first_row + np.cumsum(lengths) - lengths, "length": lengths,
-            "env_seed": np.fromiter((NO_SEED if seed is None else seed for seed in env_seed),
-                                    np.int64, n),
-            "agent_seed": np.fromiter((NO_SEED if seed is None else seed for seed in agent_seed),
-                                      np.int64, n),
-            "worker": np.fromiter(worker, np.int32, n),
-            "status": np.fromiter(status, np.uint8, n),
-            "return": np.fromiter(return_, np.float64, n),
-            "reset": np.fromiter(reset, bool, n)}
+            "index": np.fromiter(index["index"], np.int64, n),
+            "start": first_row + np.cumsum(lengths) - lengths, "length": lengths, **seeds,
+            "worker": np.fromiter(index["worker"], np.int32, n),
+            "status": np.fromiter(index["status"], np.uint8, n),
+            "return": np.fromiter(index["return"], np.float64, n),
+            "reset": np.fromiter(index["reset"], bool, n)}
         for name, values in columns.items():
             self._index[name].append(values)
 
