@@ -352,6 +352,9 @@ class EndedEpisodes:
         return self._custom.get(episode, ({}, {}, False))[1]
 
 
+_INT64 = 1 << 63
+
+
 class StatsAggregator:
     """Reduces a run's events to its statistics (the content of ``stats.json``).
 
@@ -455,6 +458,9 @@ class StatsAggregator:
             self._problems["an episode.end for an episode that had ended: left out"] += 1
             return
         steps = self._open.pop(episode, {})
+        if not -_INT64 <= length < _INT64:  # msgpack carries ints up to 2**64
+            self._problems["an episode.end whose length is beyond int64: left out"] += 1
+            return
         values: dict[str, dict[Group, Any]] = {}
         kept_steps: dict[str, list[list]] = {}
         for spec in self.specs:

@@ -162,6 +162,23 @@ def _blank(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     return np.zeros((1, *shape), dtype=dtype)
 
 
+_INT32, _INT64 = 1 << 31, 1 << 63
+
+
+def index_problem(index: int, worker: int, env_seed: int | None, agent_seed: int | None,
+                  length: int) -> str | None:
+    """What of an episode's index values the trajectory files cannot hold, or None: they
+    store the worker id as an int32, the index, seeds and length as int64s (a seed of
+    None as :data:`NO_SEED`). msgpack carries ints up to 2**64."""
+    if not -_INT32 <= worker < _INT32:
+        return f"its worker id {worker} does not fit the int32 the file stores it in"
+    for name, value in (("index", index), ("env seed", env_seed), ("agent seed", agent_seed),
+                        ("length", length)):
+        if value is not None and not -_INT64 <= value < _INT64:
+            return f"its {name} {value} does not fit the int64 the file stores it in"
+    return None
+
+
 def _heap_rows(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     """msgpack bytes of each value, as one byte array and the rows' lengths."""
     blobs = [codec.encode(value) for value in values]
@@ -261,7 +278,12 @@ class BlockWriter:
         self._oldest = 0.0
 
     def add(self, trajectory: Trajectory) -> None:
-        """Buffer a whole episode."""
+        """Buffer a whole episode; :class:`EventError` (and nothing taken) if an index value
+        of it does not fit the file (:func:`index_problem`)."""
+        problem = index_problem(trajectory.index, trajectory.worker, trajectory.env_seed,
+                                trajectory.agent_seed, trajectory.length)
+        if problem is not None:
+            raise EventError(f"episode {trajectory.index}: {problem}")
         self._buffered(trajectory, trajectory.length)
 
     def add_episode(self, episode: Episode) -> None:
@@ -394,6 +416,9 @@ class FlatWriter(BlockWriter):
         """Check and buffer an episode: its reset observation and info, its batches, whose
         fields ``get(batch, name)`` reads (step.batch events or their maps), and its index
         row (:data:`INDEX_ROW` but ``reset``, which is added here)."""
+        problem = index_problem(*row[:4], row[6])
+        if problem is not None:
+            raise EventError(f"episode {row[0]}: {problem}")
         try:
             taken = self._rows_of(reset, batches, get)
             heaps = self._heap_rows_of(reset_info, batches, get) if self._heap_values else {}

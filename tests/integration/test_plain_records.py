@@ -66,8 +66,9 @@ def build(log: str, directory: Any, plain: bool, **options: Any) -> tuple[dict, 
         for member in members.values():
             member.takes_plain = False
     reports = replay(RecorderGroup(members), log)["recorders"]
-    for report in reports.values():
+    for report in reports.values():  # the same but for the directory
         assert report.pop("path").startswith(str(directory))
+        report["errors"] = [error.replace(str(directory), "DIR") for error in report["errors"]]
     with open(stats) as file:
         statistics = json.load(file)
     return datasets(path), statistics, reports
@@ -86,7 +87,9 @@ def datasets(path: str) -> dict[str, Any]:
     return found
 
 
-def assert_same_artifacts(log: str, tmp_path: Any, **options: Any) -> dict:
+def assert_same_artifacts(log: str, tmp_path: Any, **options: Any) -> tuple[dict, dict, dict]:
+    """The datasets, statistics and reports built from plain records, checked equal to
+    those built from typed events."""
     (tmp_path / "plain").mkdir()
     (tmp_path / "typed").mkdir()
     plain = build(log, tmp_path / "plain", True, **options)
@@ -101,7 +104,7 @@ def assert_same_artifacts(log: str, tmp_path: Any, **options: Any) -> dict:
             assert np.array_equal(plain[0][name], value), name
     assert plain[1] == typed[1]
     assert plain[2] == typed[2]
-    return plain[0]
+    return plain
 
 
 class TestIsPlain:
@@ -147,12 +150,13 @@ class TestSameArtifacts:
     def test_a_parallel_run(self, cartpole_log, tmp_path):
         """Trajectories and statistics built from plain records equal those built from
         typed events, dataset for dataset."""
-        found = assert_same_artifacts(cartpole_log, tmp_path)
+        found = assert_same_artifacts(cartpole_log, tmp_path)[0]
         assert len(found["episodes/index"]) == 60
         assert {0, 1} <= set(found["episodes/status"].tolist())  # terminated and truncated
 
     def test_aborted_episodes(self, failing_log, tmp_path):
-        found = assert_same_artifacts(failing_log, tmp_path, next_observations=True, infos=True)
+        found = assert_same_artifacts(failing_log, tmp_path, next_observations=True,
+                                      infos=True)[0]
         assert (found["episodes/status"] == events.STATUS_CODES["aborted"]).sum() > 0
 
     def test_episodes_whose_records_stop_or_start_being_plain(self, cartpole_log, tmp_path):
@@ -180,7 +184,7 @@ class TestSameArtifacts:
             kept.append(record)
         assert changed == {3, 5, 7, 9}
         log = write_log(cartpole_log, str(tmp_path / "mixed.msgpack"), kept)
-        found = assert_same_artifacts(log, tmp_path, infos=True)
+        found = assert_same_artifacts(log, tmp_path, infos=True)[0]
         assert len(found["episodes/index"]) == 60
 
     def test_steps_missing_from_a_plain_episode(self, cartpole_log, tmp_path):
@@ -199,6 +203,52 @@ class TestSameArtifacts:
             recorder.takes_plain = plain
             with pytest.raises(ValueError, match=r"episode 4: steps \d+\.\.\d+ missing"):
                 replay(recorder, log)
+
+
+    @pytest.mark.parametrize("field, value, message", [
+        ("worker", 2**40, "its worker id 1099511627776 does not fit the int32"),
+        ("env_seed", 2**63 + 5, "its env seed 9223372036854775813 does not fit the int64"),
+    ])
+    def test_index_values_the_file_cannot_hold(self, cartpole_log, tmp_path, field, value,
+                                               message):
+        """An episode whose worker id or seed does not fit the file's integer columns is
+        left out of it, and the report names it and why (it used to stop the recorder
+        with an OverflowError); the statistics keep it."""
+        kept = [{**record, field: value}
+                if record["kind"] == "episode.start" and record["episode"] == 5 else record
+                for record in records(cartpole_log)]
+        log = write_log(cartpole_log, str(tmp_path / "wide.msgpack"), kept)
+        found, statistics, reports = assert_same_artifacts(log, tmp_path)
+        assert sorted(found["episodes/index"].tolist()) == [i for i in range(60) if i != 5]
+        [error] = reports["trajectories"]["errors"]
+        assert "episode 5: " + message in error
+        assert statistics["episode_count"] == 60
+
+    def test_the_minari_layout_leaves_such_an_episode_out_too(self, cartpole_log, tmp_path):
+        kept = [{**record, "worker": 2**40}
+                if record["kind"] == "episode.start" and record["episode"] == 5 else record
+                for record in records(cartpole_log)]
+        log = write_log(cartpole_log, str(tmp_path / "wide.msgpack"), kept)
+        recorder = TrajectoryRecorder(str(tmp_path / "datasets"), layout="minari",
+                                      dataset_id="bench/wide-v0")
+        report = replay(recorder, log)
+        assert report["episodes"] == 59
+        [error] = report["errors"]
+        assert "episode 5: its worker id 1099511627776 does not fit the int32" in error
+
+    def test_a_length_beyond_int64_is_a_problem_of_the_statistics(self, cartpole_log,
+                                                                  tmp_path):
+        """An episode.end whose length no int64 holds is left out of the statistics and
+        counted as a problem (it used to stop the recorder as it wrote stats.json)."""
+        kept = [{**record, "length": 2**63 + 5}
+                if record["kind"] == "episode.end" and record["episode"] == 5 else record
+                for record in records(cartpole_log)]
+        log = write_log(cartpole_log, str(tmp_path / "long.msgpack"), kept)
+        found, statistics, reports = assert_same_artifacts(log, tmp_path)
+        assert statistics["problems"] == {
+            "an episode.end whose length is beyond int64: left out": 1}
+        assert statistics["episode_count"] == 59
+        assert len(found["episodes/index"]) == 60 and reports["stats"]["errors"] == []
 
 
 def split_batch(record: dict) -> list[dict]:
