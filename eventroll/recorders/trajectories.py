@@ -46,14 +46,22 @@ class TrajectoryRecorder:
     def handle(self, event: events.Event) -> None:
         if event.KIND == "run.start":
             self._writer = self._open(event)
-        episode = self._collector.ended(event)
+        try:
+            episode = self._collector.ended(event)
+        except EventError as exc:  # its steps do not fit together: left out, counted
+            self._left_out.add(str(exc))
+            return
         if episode is not None:
             self._write(episode)
 
     def handle_plain(self, record: dict) -> None:
         """Take a plain record (flat layout only: :attr:`takes_plain`); an episode all of
         whose records came plain is written from their maps."""
-        episode = self._collector.plain(record)
+        try:
+            episode = self._collector.plain(record)
+        except EventError as exc:
+            self._left_out.add(str(exc))
+            return
         if episode is not None:
             self._write(episode)
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from eventroll.episodes import Episode
+from eventroll.errors import EventError
 from eventroll.events import EpisodeEnd, Event, RunStart, StepBatch, from_record
 from eventroll.seeding import episode_seeds
 
@@ -114,11 +115,16 @@ class TrajectoryCollector:
     at each ``episode.end`` (:meth:`ended` returns the :class:`Episode` itself, its
     batches as they came). Plain records may come as their maps (:meth:`plain`). Only
     the episodes in flight are held in memory.
+
+    A step.batch that does not continue its episode (steps missing, or no episode.start
+    before it) raises :class:`EventError` once; the episode is dropped, and its further
+    records are ignored until it starts again.
     """
 
     def __init__(self) -> None:
         self.run_start: RunStart | None = None
         self._open: dict[int, Episode | PlainEpisode] = {}
+        self._damaged: set[int] = set()  # episodes dropped: their records did not fit
         # run.start's seeds by episode, read once (for episodes that failed in reset)
         self._run_seeds: tuple[Sequence[int], Sequence[int]] = ((), ())
 
@@ -130,15 +136,15 @@ class TrajectoryCollector:
         """Take one event; at ``episode.end``, return that episode, whole, ``end`` set."""
         kind = event.KIND
         if kind == "step.batch":
-            episode = self._open.get(event.episode)
-            if episode is None:
-                raise ValueError(f"step.batch of episode {event.episode} before its episode.start")
-            if type(episode) is PlainEpisode:  # from here on, its records are typed
-                episode = self._open[event.episode] = episode.typed()
-            episode.add(event)
+            if event.episode not in self._damaged:
+                self._add(event)
         elif kind == "episode.start":
+            self._damaged.discard(event.episode)
             self._open[event.episode] = Episode.started(event)
         elif kind == "episode.end":
+            if event.episode in self._damaged:
+                self._damaged.discard(event.episode)
+                return None
             episode = self._open.pop(event.episode, None)
             if episode is None:  # aborted in reset: no observations, no steps
                 episode = Episode(event.episode, event.worker, *self._seeds(event.episode),
@@ -154,6 +160,21 @@ class TrajectoryCollector:
             self._run_seeds = (episode_seeds(event.env_seeds), episode_seeds(event.agent_seeds))
         return None
 
+    def _add(self, batch: StepBatch) -> None:
+        index = batch.episode
+        episode = self._open.get(index)
+        missing = ("no episode.start before it" if episode is None else
+                   f"steps {episode.length}..{batch.t0 - 1} missing" if batch.t0 != episode.length
+                   else None)
+        if missing is not None:
+            self._open.pop(index, None)
+            self._damaged.add(index)
+            raise EventError(f"episode {index}: a step.batch from step {batch.t0} does not "
+                             f"continue it ({missing})")
+        if type(episode) is PlainEpisode:  # from here on, its records are typed
+            episode = self._open[index] = episode.typed()
+        episode.add(batch)
+
     def plain(self, record: dict) -> Episode | PlainEpisode | None:
         """Take a plain record (:func:`eventroll.events.is_plain`) as :meth:`ended` takes
         its event; an episode all of whose records came plain ends as a
@@ -161,6 +182,7 @@ class TrajectoryCollector:
         (steps missing, an episode that has typed records) is typed and taken so."""
         kind, index = record["kind"], record["episode"]
         if kind == "episode.start":
+            self._damaged.discard(index)
             self._open[index] = PlainEpisode(record)
             return None
         episode = self._open.get(index)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from typing import Any
 
 import h5py
@@ -187,23 +189,26 @@ class TestSameArtifacts:
         found = assert_same_artifacts(log, tmp_path, infos=True)[0]
         assert len(found["episodes/index"]) == 60
 
-    def test_steps_missing_from_a_plain_episode(self, cartpole_log, tmp_path):
-        """A plain episode whose first step is gone stops the recorder with the typed
-        path's message."""
-        kept, dropped = [], False
+    @pytest.mark.parametrize("damage, message", [
+        ("first step gone", "a step.batch from step 1 does not continue it (steps 0..0 missing)"),
+        ("no start", "a step.batch from step 0 does not continue it (no episode.start before it)"),
+    ])
+    def test_an_episode_whose_steps_do_not_fit_together(self, cartpole_log, tmp_path, damage,
+                                                        message):
+        """An episode whose first step is gone, or that has no episode.start, is left out
+        and named; the recorder goes on with the others (it used to stop, and `eventroll
+        replay` ended in a traceback)."""
+        kept = []
         for record in records(cartpole_log):
-            if record["kind"] == "step.batch" and record["episode"] == 4 and not dropped:
+            if record["kind"] == "step.batch" and record["episode"] == 4 and damage != "no start":
                 kept.append(split_batch(record)[1])  # its first step is gone
-                dropped = True
-                continue
-            kept.append(record)
+            elif record["kind"] != "episode.start" or record["episode"] != 4 or damage != "no start":
+                kept.append(record)
         log = write_log(cartpole_log, str(tmp_path / "gap.msgpack"), kept)
-        for plain in (True, False):
-            recorder = TrajectoryRecorder(str(tmp_path / f"{plain}.h5"))
-            recorder.takes_plain = plain
-            with pytest.raises(ValueError, match=r"episode 4: steps \d+\.\.\d+ missing"):
-                replay(recorder, log)
-
+        found, _, reports = assert_same_artifacts(log, tmp_path)
+        assert sorted(found["episodes/index"].tolist()) == [i for i in range(60) if i != 4]
+        [error] = reports["trajectories"]["errors"]
+        assert error.endswith(f"episode 4: {message}"), error
 
     @pytest.mark.parametrize("field, value, message", [
         ("worker", 2**40, "its worker id 1099511627776 does not fit the int32"),
@@ -275,6 +280,24 @@ def test_replay_takes_plain_records_and_rebuilds_the_run(cartpole_log, tmp_path)
         assert np.array_equal(live[f"episodes/{name}"][order[0]], rebuilt[f"episodes/{name}"][order[1]])
     with open(f"{run_dir}/stats.json") as a, open(tmp_path / "replay/stats.json") as b:
         assert json.load(a) == json.load(b)
+
+
+def test_replay_of_a_log_with_a_damaged_episode(cartpole_log, tmp_path):
+    """`eventroll replay` of a log with an episode whose first step is gone rebuilds the
+    others, names that one on one line and exits 1, without a traceback."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    kept = [split_batch(record)[1] if record["kind"] == "step.batch" and record["episode"] == 4
+            else record for record in records(cartpole_log)]
+    write_log(cartpole_log, str(run_dir / "events.msgpack"), kept)
+    done = subprocess.run([sys.executable, "-m", "eventroll.cli", "replay", str(run_dir)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.startswith("replayed ")
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: trajectories: left out of ") and "episode 4: " in line
+    with open(run_dir / "replay/stats.json") as file:
+        assert json.load(file)["episode_count"] == 60
 
 
 def test_a_member_failing_on_a_plain_record_stops_alone(cartpole_log, tmp_path):
