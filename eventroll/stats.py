@@ -528,6 +528,9 @@ class StatsAggregator:
         ended = self._ended
         wall_time = (self._end_time - self._start_time
                      if self._start_time is not None and self._end_time is not None else None)
+        if wall_time is not None and not math.isfinite(wall_time):
+            problems["run.start and run.end times give no finite wall time: left out"] += 1
+            wall_time = None
         return {
             "format": FORMAT, "version": FORMAT_VERSION, "run_id": self._run_id,
             "episode_count": ended.completed,

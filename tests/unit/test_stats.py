@@ -212,6 +212,19 @@ class TestBuiltins:
                                              "max": None, "median": None}
         assert result["wall_time"] is None and result["steps_per_second"] is None
 
+    @pytest.mark.parametrize("start, end", [(math.nan, 102.0), (100.0, math.inf),
+                                            (-1e308, 1e308)])
+    def test_times_without_a_finite_wall_time(self, start, end):
+        """A run.start or run.end time that gives no finite wall time leaves the wall time
+        and the speed out, as a problem: stats.json stays valid JSON (a NaN stopped it)."""
+        stream = self.stream()
+        stream[0].time, stream[-1].time = start, end
+        result = aggregate([], stream)
+        assert result["wall_time"] is None and result["steps_per_second"] is None
+        assert result["problems"] == {
+            "run.start and run.end times give no finite wall time: left out": 1}
+        assert json.loads(to_json(result))["step_count"] == 6
+
     def test_aborted_episodes_are_left_out_of_custom_epochs(self):
         """An aborted episode's custom values are in neither its episodes nor the epoch."""
         stream = [e for e in self.stream() if e.KIND != "run.end"]
