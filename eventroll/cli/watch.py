@@ -83,17 +83,20 @@ class RunState:
     def handle(self, event: events.Event) -> None:
         self.last = event.time
         kind = event.KIND
+        # a worker's events from a source that is no worker (a damaged log) count in the
+        # run's totals only
         worker = self.workers.setdefault(event.worker, WorkerState()) if event.worker >= 0 else None
         if kind == "step.batch":
             self.steps += event.n
-            worker.steps += event.n
-        elif kind == "episode.start":
+            if worker is not None:
+                worker.steps += event.n
+        elif kind == "episode.start" and worker is not None:
             worker.episode, worker.state = event.episode, "playing"
         elif kind == "episode.end":
             self._episode_end(event, worker)
-        elif kind == "worker.start":
+        elif kind == "worker.start" and worker is not None:
             worker.pid, worker.state = event.pid, "started"
-        elif kind == "worker.end":
+        elif kind == "worker.end" and worker is not None:
             worker.state, worker.episode = "done", None
         elif kind == "worker.error":
             self.errors.append(f"worker {event.worker}, episode {event.episode}: {event.error}")

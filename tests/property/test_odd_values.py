@@ -1,5 +1,5 @@
 """The offline commands on logs whose records hold odd values: `replay`, `validate`,
-`inspect` and `tail` each finish, or stop with a one-line error (an EventrollError, as
+`inspect`, `tail` and `watch` (of a finished run) each finish, or stop with a one-line error (an EventrollError, as
 the command line prints it), and never end in a traceback."""
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from eventroll.cli.args import UsageError
 from eventroll.errors import EventrollError
 from eventroll.recorders.eventlog import EventLogReader
 
-# None, beyond int64 (msgpack carries ints up to 2**64), NaN, a value of the wrong kind
-# (a longer list, with "x", [1, "a"] and True, found nothing more and takes twice as long)
-ODD = [None, 2**63 + 1, math.nan, {"a": 1}]
+# None, beyond int64 (msgpack carries ints up to 2**64), -1 (the driver's worker id), NaN,
+# a value of the wrong kind (a longer list, with "x", [1, "a"] and True, found nothing
+# more and takes twice as long)
+ODD = [None, 2**63 + 1, -1, math.nan, {"a": 1}]
 KINDS = ("run.start", "worker.start", "episode.start", "step.batch", "episode.end",
          "worker.end", "run.end")
 
@@ -67,7 +68,8 @@ def test_no_odd_value_ends_in_a_traceback(small_log, tmp_path, kind):
             for name, args in (("replay", [str(case), "--out", str(case / "replay")]),
                                ("validate", [str(case)]),
                                ("inspect", [str(case), "--no-plot"]),
-                               ("tail", [str(case)])):
+                               ("tail", [str(case)]),
+                               ("watch", [str(case)])):
                 failure = run_command(name, args)
                 if failure:
                     failures.append(f"{name}, {kind}.{field} = {value!r}: {failure}")
