@@ -123,6 +123,20 @@ def build_env(start: RunStart, render_mode: str | None = None) -> gym.Env:
 
 
 
+def column_rows(column: Any) -> int | None:
+    """How many steps a recorded column holds (nested maps and lists of columns: each the
+    same), or None if it is no column."""
+    if isinstance(column, list) and all(isinstance(item, str) for item in column):
+        return len(column)  # Text values
+    if isinstance(column, (dict, list)):  # Dict, Tuple
+        rows = {column_rows(item) for item in (column.values() if isinstance(column, dict)
+                                               else column)}
+        return rows.pop() if len(rows) == 1 else None
+    if isinstance(column, np.ndarray) and column.ndim:
+        return column.shape[0]
+    return None
+
+
 def at(column: Any, t: int) -> Any:
     """Step ``t`` of a recorded column (nested maps and lists of columns: Dict, Tuple)."""
     if isinstance(column, dict):
@@ -217,7 +231,16 @@ class Replay:
         self.step: int | None = None  # the first differing step (None: the reset)
         self.mismatches: list[Mismatch] = []
         names = ("action",) + STEP_COLUMNS if episode.length else ()
-        self._recorded = {name: episode.column(name) for name in names}
+        self._recorded: dict[str, Any] = {}
+        for name in names:  # a damaged log's batches may hold anything
+            try:
+                column = episode.column(name)
+            except (TypeError, ValueError, IndexError, KeyError):
+                column = None
+            if column_rows(column) != episode.length:
+                self._note(None, [Mismatch(name, f"no column of {episode.length} steps", None)])
+                break
+            self._recorded[name] = column
 
     def _note(self, t: int | None, mismatches: list[Mismatch]) -> None:
         if mismatches and not self.mismatches:
@@ -233,6 +256,8 @@ class Replay:
             return None
 
     def __iter__(self) -> Iterator[int | None]:
+        if self.mismatches:  # the recording itself cannot be re-executed
+            return
         reset = self._env_call(None, self.env.reset, seed=self.episode.env_seed)
         if reset is None:
             return

@@ -98,6 +98,26 @@ class TestRerun:
         assert np.array_equal(check.mismatches[0].recorded,
                               target.column("observation")[t])
 
+    def test_an_episode_whose_recorded_actions_are_no_column(self, cartpole_run, tmp_path):
+        """An episode of a damaged log whose batch holds no column of actions is reported as
+        one that cannot be re-executed, and the others are re-executed (it used to stop
+        rerun with a TypeError)."""
+        run_dir, episodes = cartpole_run
+        damaged = min(episodes)
+
+        def alter(record: dict) -> dict:
+            if record["kind"] == "step.batch" and record["episode"] == damaged:
+                record["action"] = None
+            return record
+
+        rewrite_log(run_dir / "events.msgpack", tmp_path / "damaged.msgpack", alter)
+        checks = reexecute(tmp_path / "damaged.msgpack")
+        assert [check.ok for check in checks] == [False] + [True] * (len(episodes) - 1)
+        length = episodes[damaged].length
+        assert str(checks[0].mismatches[0]) == (
+            f"action recorded 'no column of {length} steps', re-executed None")
+        assert checks[0].reexecuted_steps == 0
+
     def test_nested_observation_compared_exactly(self, tmp_path):
         """Dict/Tuple/Text observations re-execute identically; one altered leaf of one recorded
         observation is named by its path."""

@@ -1,5 +1,5 @@
 """The offline commands on logs whose records hold odd values: `replay`, `validate`,
-`inspect`, `tail` and `watch` (of a finished run) each finish, or stop with a one-line error (an EventrollError, as
+`inspect`, `tail`, `watch` (of a finished run) and `rerun` each finish, or stop with a one-line error (an EventrollError, as
 the command line prints it), and never end in a traceback."""
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ def test_no_odd_value_ends_in_a_traceback(small_log, tmp_path, kind):
                                ("validate", [str(case)]),
                                ("inspect", [str(case), "--no-plot"]),
                                ("tail", [str(case)]),
-                               ("watch", [str(case)])):
+                               ("watch", [str(case)]),
+                               ("rerun", [str(case)])):
                 failure = run_command(name, args)
                 if failure:
                     failures.append(f"{name}, {kind}.{field} = {value!r}: {failure}")
