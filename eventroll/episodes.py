@@ -19,9 +19,9 @@ def concat(columns: list[Any]) -> Any:
         return first
     if isinstance(first, dict):
         return {key: concat([c[key] for c in columns]) for key in first}
-    if isinstance(first, list) and first and isinstance(first[0], np.ndarray):
-        return [concat([c[i] for c in columns]) for i in range(len(first))]
-    if isinstance(first, list):
+    if isinstance(first, list) and not all(isinstance(item, str) for item in first):
+        return [concat([c[i] for c in columns]) for i in range(len(first))]  # a Tuple's
+    if isinstance(first, list):  # Text values
         return [item for c in columns for item in c]
     return np.concatenate(columns)
 

@@ -96,3 +96,27 @@ def test_an_index_set_holds_any_int_in_little_memory():
     indexes.discard(2**40)
     indexes.discard(7)
     assert 2**40 not in indexes and 7 not in indexes and 8 in indexes
+
+
+@pytest.mark.parametrize("columns, joined", [
+    # a Tuple whose first item is a Dict (it was flattened into one list of four items)
+    ([[{"k": np.array([1, 2])}, np.array([[1], [2]])], [{"k": np.array([3])}, np.array([[3]])]],
+     [{"k": np.array([1, 2, 3])}, np.array([[1], [2], [3]])]),
+    # a Tuple whose first item is a Box, and one holding Text values
+    ([[np.array([1, 2]), ["a", "b"]], [np.array([3]), ["c"]]],
+     [np.array([1, 2, 3]), ["a", "b", "c"]]),
+    # Text values alone
+    ([["a", "b"], ["c"]], ["a", "b", "c"]),
+])
+def test_columns_of_nested_spaces_join_step_by_step(columns, joined):
+    """The columns of an episode's batches join into one column of the same structure."""
+    from eventroll.episodes import concat
+
+    def same(a, b):
+        if isinstance(a, dict):
+            return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        if isinstance(a, list) and not all(isinstance(x, str) for x in a):
+            return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return np.array_equal(np.asarray(a), np.asarray(b))
+
+    assert same(concat(columns), joined)
