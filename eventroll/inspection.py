@@ -161,6 +161,10 @@ def _trajectory_problems(column: dict[str, np.ndarray], rows: int) -> list[str]:
     repeated = indices[counts > 1].tolist()
     if repeated:
         problems.append(f"episodes recorded more than once: {repeated[:20]}")
+    unknown = np.unique(column["status"][column["status"] >= len(STATUSES)]).tolist()
+    if unknown:
+        problems.append(f"episode status codes {unknown[:20]} are none of the "
+                        f"{len(STATUSES)} known ({', '.join(STATUSES)})")
     ends = column["start"] + column["length"]
     if len(ends) and int(ends.max()) > rows:
         problems.append(f"the episode index points at step rows up to {int(ends.max())}, the "

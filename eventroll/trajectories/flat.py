@@ -23,7 +23,7 @@ from gymnasium import spaces
 
 from eventroll import codec
 from eventroll.episodes import Episode
-from eventroll.errors import ConfigError, EventError
+from eventroll.errors import ConfigError, EventError, one_line
 from eventroll.events import STATUS_CODES, STATUSES, end_status, is_int
 from eventroll.files import DropBehind
 from eventroll.spaces import describe_space, space_from_description
@@ -562,6 +562,10 @@ def _unraisable_ignored() -> Iterator[None]:
 
 
 # -- reading ---------------------------------------------------------------------------
+# what h5py, numpy and the decoders raise on a damaged file (a missing dataset or
+# attribute, values of the wrong type, a status code beyond the known ones)
+_DAMAGE = (KeyError, AttributeError, TypeError, ValueError, IndexError, OSError)
+
 class TrajectoryFile:
     """Reads a flat trajectory file, also while a recorder is still writing it.
 
@@ -583,13 +587,39 @@ class TrajectoryFile:
             self._file.close()
             raise EventError(f"{self.path}: trajectory format version {attrs.get('version')}, "
                              f"this eventroll reads version {FORMAT_VERSION}")
+        try:
+            self._read_layout(attrs)
+            self.refresh()
+        except EventError:
+            self._file.close()
+            raise
+        except _DAMAGE as exc:  # what a damaged file raises
+            self._file.close()
+            raise EventError(f"{self.path} is a damaged trajectory file: {one_line(exc)}") from None
+
+    def _read_layout(self, attrs: Any) -> None:
+        """The run, spaces and options the file says it holds; EventError if it lacks a
+        dataset they need."""
         self.run_id = str(attrs["run_id"])
         self.env = str(attrs["env"])
         self.observation_space = space_from_description(codec.decode(attrs["observation_space"].tobytes()))
         self.action_space = space_from_description(codec.decode(attrs["action_space"].tobytes()))
         self.options = {name: bool(attrs[f"records_{name}"]) for name in ("next_observations", "infos", "logits")}
         self._window_rows = max(1, WINDOW_BYTES // row_bytes(self.observation_space, self.action_space))
-        self.refresh()
+        observed = ["observations", FINALS] + (["next_observations"]
+                                               if self.options["next_observations"] else [])
+        heaps = [name for name in HEAPS if self.options[name]] + (
+            ["episodes/reset_infos"] if self.options["infos"] else [])
+        needed = ([field + suffix for field in observed
+                   for suffix, _, _, _ in space_leaves(self.observation_space)]
+                  + ["actions" + suffix for suffix, _, _, _ in space_leaves(self.action_space)]
+                  + ["rewards", "terminations", "truncations"]
+                  + [f"{name}/{part}" for name in heaps for part in ("data", "end")]
+                  + [f"episodes/{name}" for name in INDEX])
+        missing = [name for name in needed if not isinstance(self._file.get(name), h5py.Dataset)]
+        if missing:
+            raise EventError(f"{self.path} is a damaged trajectory file: it lacks the "
+                             f"dataset{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
 
     def refresh(self) -> None:
         """See the episodes a live recorder has flushed since the last look."""
@@ -650,7 +680,18 @@ class TrajectoryFile:
         return self._read(position)
 
     def _read(self, position: int, file: "h5py.File | _Window | None" = None) -> Trajectory:
-        """The episode at ``position``, read from the file or from a window of it."""
+        """The episode at ``position``, read from the file or from a window of it;
+        :class:`EventError` naming it if the file's data for it is damaged."""
+        try:
+            return self._read_episode(position, file)
+        except EventError:
+            raise
+        except _DAMAGE as exc:
+            raise EventError(f"{self.path} is a damaged trajectory file: episode "
+                             f"{int(self._index['index'][position])} cannot be read: "
+                             f"{one_line(exc)}") from None
+
+    def _read_episode(self, position: int, file: "h5py.File | _Window | None") -> Trajectory:
         column = {name: values[position] for name, values in self._index.items()}
         start, length = int(column["start"]), int(column["length"])
         steps = slice(start, start + length)
@@ -662,6 +703,10 @@ class TrajectoryFile:
             reset_observation = rows(observations, 0)
             next_observations = rows(observations, slice(1, None)) if length else None
         seeds = [None if int(column[k]) == NO_SEED else int(column[k]) for k in ("env_seed", "agent_seed")]
+        if not 0 <= int(column["status"]) < len(STATUSES):
+            raise EventError(f"{self.path} is a damaged trajectory file: episode "
+                             f"{int(column['index'])} has the status code {int(column['status'])}"
+                             f", none of the {len(STATUSES)} known ({', '.join(STATUSES)})")
         return Trajectory(
             index=int(column["index"]), worker=int(column["worker"]), env_seed=seeds[0],
             agent_seed=seeds[1], status=STATUSES[int(column["status"])],

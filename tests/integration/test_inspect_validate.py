@@ -447,6 +447,52 @@ class TestBadInput:
         assert done.stdout.startswith(f"usage: eventroll {command} PATH") and text in done.stdout
 
 
+def _drop(name: str):
+    return lambda file: file.__delitem__(name)
+
+
+def _status_code(code: int):
+    def change(file: Any) -> None:
+        status = file["episodes/status"][()]
+        status[1] = code
+        del file["episodes/status"]
+        file.create_dataset("episodes/status", data=status)
+    return change
+
+
+@pytest.mark.parametrize("damage, inspect_says, export_says", [
+    (_drop("episodes/length"), "it lacks the dataset episodes/length", None),
+    (_drop("observations"), "it lacks the dataset observations", None),
+    (lambda file: file.attrs.__setitem__("action_space", "x"), "damaged trajectory file: ", None),
+    (_status_code(9), None, "has the status code 9, none of the 4 known"),
+], ids=["index-dataset", "step-dataset", "space-attribute", "status-code"])
+def test_a_damaged_trajectory_file(runs, tmp_path, damage, inspect_says, export_says):
+    """A flat file that lacks a dataset, holds an attribute of the wrong type or a status
+    code beyond the known ones: `inspect` and `export minari` say so on one line naming the
+    file (exit 2), or `inspect` lists the problem; none ends in a traceback."""
+    import h5py
+
+    run = tmp_path / "run"
+    run.mkdir()
+    path = run / "trajectories.h5"
+    shutil.copy(runs["cartpole"] / "trajectories.h5", path)
+    with h5py.File(path, "a") as file:
+        damage(file)
+    inspected = eventroll("inspect", path, "--no-plot")
+    exported = eventroll("export", "minari", run, "--dataset-id", "tt/damaged-v0",
+                         "--out", tmp_path / "datasets")
+    for done, says, command in ((inspected, inspect_says or export_says, "inspect"),
+                                (exported, export_says or inspect_says, "export")):
+        if command == "inspect" and inspect_says is None:  # listed among the problems
+            assert done.returncode == 0, done.stderr
+            assert "episode status codes [9] are none of the 4 known" in done.stdout
+            continue
+        assert done.returncode == 2, done.stderr
+        (line,) = done.stderr.splitlines()
+        assert line.startswith(f"eventroll {command}: error: {path} is a damaged trajectory "
+                               "file: ") and says in line, line
+
+
 def test_validation_keeps_little_of_each_ended_episode(tmp_path):
     """What the checks keep of an ended episode is a row of columns: 111 bytes an episode in
     all here (run.start's seeds included), 474 when they kept a record object an episode.
