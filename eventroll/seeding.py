@@ -137,9 +137,10 @@ def _is_seed(value: Any) -> bool:
 def _explicit(name: str, seeds: Sequence[int] | None) -> list[int] | None:
     if seeds is None:
         return None
-    values = list(seeds)
+    values = list(seeds) if isinstance(seeds, (list, tuple, np.ndarray)) else []
     if not values or not all(map(_is_seed, values)):
-        raise ConfigError(f"seeding.{name} must be a non-empty list of non-negative integers")
+        raise ConfigError(f"seeding.{name} must be a non-empty list of non-negative integers, "
+                          f"got {seeds!r}")
     return [int(s) for s in values]
 
 

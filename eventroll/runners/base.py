@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from eventroll import __version__
 from eventroll.environments import EnvFactory, env_factory
 from eventroll.errors import ConfigError, one_line
-from eventroll.events import RunEnd, RunStart
+from eventroll.events import RunEnd, RunStart, is_int
 from eventroll.logs import RunLog
 from eventroll.policies import Policy, build_policy, check_gives_logits
 from eventroll.recorders.eventlog import FILE_NAME as EVENT_LOG
@@ -168,11 +168,12 @@ class RolloutRunner:
                  live: Any = None, timeouts: Timeouts = Timeouts(),
                  progress: Progress | None = None,
                  console: TextIO | None = sys.stderr, start_method: str | None = None) -> None:
-        if not isinstance(n_episodes, int) or n_episodes < 1:
+        if not isinstance(n_episodes, int) or isinstance(n_episodes, bool) or n_episodes < 1:
             raise ConfigError(f"runner.n_episodes must be a positive integer, got {n_episodes!r}")
-        if max_episode_steps is not None and max_episode_steps < 0:
-            raise ConfigError(f"runner.max_episode_steps must be >= 0 (0 or null: the env's own "
-                              f"limit), got {max_episode_steps}")
+        if max_episode_steps is not None and not (is_int(max_episode_steps)
+                                                  and max_episode_steps >= 0):
+            raise ConfigError(f"runner.max_episode_steps must be an integer >= 0 (0 or null: the "
+                              f"env's own limit), got {max_episode_steps!r}")
         if batch_steps < 1:
             raise ConfigError(f"batch_steps must be at least 1, got {batch_steps}")
         for key, flag in (("deterministic", deterministic), ("record_trajectory", record_trajectory),
@@ -182,7 +183,7 @@ class RolloutRunner:
             raise ConfigError(f"runner.retries must be an integer >= 0 (times a failed episode "
                               f"is played again), got {retries!r}")
         self.n_episodes = n_episodes
-        self.max_episode_steps = max_episode_steps or None
+        self.max_episode_steps = int(max_episode_steps) if max_episode_steps else None
         self.deterministic = deterministic
         self.record_trajectory = record_trajectory
         self.record_event_logs = record_event_logs

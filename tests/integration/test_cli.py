@@ -107,6 +107,12 @@ class TestBadInput:
     @pytest.mark.parametrize("override, message", [
         ("runner.n_episodes=abc", "runner.n_episodes must be a positive integer, got 'abc'"),
         ("runner.n_episodes=-3", "runner.n_episodes must be a positive integer, got -3"),
+        ("runner.n_episodes=true", "runner.n_episodes must be a positive integer, got True"),
+        ("runner.max_episode_steps=x", "runner.max_episode_steps must be an integer >= 0 (0 or "
+                                       "null: the env's own limit), got 'x'"),
+        ("runner.max_episode_steps=[1]", "runner.max_episode_steps must be an integer >= 0"),
+        ("seeding.explicit_env_seeds=3", "seeding.explicit_env_seeds must be a non-empty list "
+                                         "of non-negative integers, got 3"),
         ("runner.retries=-1", "runner.retries must be an integer >= 0"),
         ("runner.deterministic=maybe", "runner.deterministic must be true or false, got 'maybe'"),
         ("runner.render=yes", "runner.render must be true or false, got 'yes'"),
