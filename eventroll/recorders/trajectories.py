@@ -46,20 +46,18 @@ class TrajectoryRecorder:
     def handle(self, event: events.Event) -> None:
         if event.KIND == "run.start":
             self._writer = self._open(event)
-        try:
-            episode = self._collector.ended(event)
-        except EventError as exc:  # its steps do not fit together: left out, counted
-            self._left_out.add(str(exc))
-            return
-        if episode is not None:
-            self._write(episode)
+        self._collect(self._collector.ended, event)
 
     def handle_plain(self, record: dict) -> None:
         """Take a plain record (flat layout only: :attr:`takes_plain`); an episode all of
         whose records came plain is written from their maps."""
+        self._collect(self._collector.plain, record)
+
+    def _collect(self, collect: Any, item: events.Event | dict) -> None:
+        """Hand ``item`` to the collector (``collect``); write the episode it ends."""
         try:
-            episode = self._collector.plain(record)
-        except EventError as exc:
+            episode = collect(item)
+        except EventError as exc:  # its steps do not fit together: left out, counted
             self._left_out.add(str(exc))
             return
         if episode is not None:

@@ -165,7 +165,7 @@ def _blank(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
 _INT32, _INT64 = 1 << 31, 1 << 63
 
 
-def index_problem(index: int, worker: int, env_seed: int | None, agent_seed: int | None,
+def _index_problem(index: int, worker: int, env_seed: int | None, agent_seed: int | None,
                   length: int) -> str | None:
     """What of an episode's index values the trajectory files cannot hold, or None: they
     store the worker id as an int32, the index, seeds and length as int64s (a seed of
@@ -279,8 +279,8 @@ class BlockWriter:
 
     def add(self, trajectory: Trajectory) -> None:
         """Buffer a whole episode; :class:`EventError` (and nothing taken) if an index value
-        of it does not fit the file (:func:`index_problem`)."""
-        problem = index_problem(trajectory.index, trajectory.worker, trajectory.env_seed,
+        of it does not fit the file (:func:`_index_problem`)."""
+        problem = _index_problem(trajectory.index, trajectory.worker, trajectory.env_seed,
                                 trajectory.agent_seed, trajectory.length)
         if problem is not None:
             raise EventError(f"episode {trajectory.index}: {problem}")
@@ -416,19 +416,20 @@ class FlatWriter(BlockWriter):
         """Check and buffer an episode: its reset observation and info, its batches, whose
         fields ``get(batch, name)`` reads (step.batch events or their maps), and its index
         row (:data:`INDEX_ROW` but ``reset``, which is added here)."""
-        problem = index_problem(*row[:4], row[6])
+        index, worker, env_seed, agent_seed, _, _, length = row
+        problem = _index_problem(index, worker, env_seed, agent_seed, length)
         if problem is not None:
-            raise EventError(f"episode {row[0]}: {problem}")
+            raise EventError(f"episode {index}: {problem}")
         try:
             taken = self._rows_of(reset, batches, get)
             heaps = self._heap_rows_of(reset_info, batches, get) if self._heap_values else {}
         except (KeyError, IndexError, TypeError, ValueError) as exc:  # codec and event errors too
-            raise EventError(f"episode {row[0]}: {exc}") from None
+            raise EventError(f"episode {index}: {exc}") from None
         for parts, part in taken:  # all or nothing: the block stays whole episodes
             parts.append(part)
         for name, values in heaps.items():
             self._heap_values[name] += values
-        self._buffered(row + (reset is not None,), row[-1])
+        self._buffered(row + (reset is not None,), length)
 
     def _rows_of(self, reset: Any, batches: list,
                  get: Any) -> list[tuple[list, memoryview | np.ndarray]]:
