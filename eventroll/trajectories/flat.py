@@ -169,9 +169,13 @@ def _index_problem(index: int, worker: int, env_seed: int | None, agent_seed: in
                   length: int) -> str | None:
     """What of an episode's index values the trajectory files cannot hold, or None: they
     store the worker id as an int32, the index, seeds and length as int64s (a seed of
-    None as :data:`NO_SEED`). msgpack carries ints up to 2**64."""
+    None as :data:`NO_SEED`, so a negative seed would read back as another). msgpack
+    carries ints up to 2**64."""
     if not -_INT32 <= worker < _INT32:
         return f"its worker id {worker} does not fit the int32 the file stores it in"
+    for name, seed in (("env seed", env_seed), ("agent seed", agent_seed)):
+        if seed is not None and seed < 0:
+            return f"its {name} {seed} is negative (seeds are >= 0; the file stores none as -1)"
     for name, value in (("index", index), ("env seed", env_seed), ("agent seed", agent_seed),
                         ("length", length)):
         if value is not None and not -_INT64 <= value < _INT64:

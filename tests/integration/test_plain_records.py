@@ -213,12 +213,14 @@ class TestSameArtifacts:
     @pytest.mark.parametrize("field, value, message", [
         ("worker", 2**40, "its worker id 1099511627776 does not fit the int32"),
         ("env_seed", 2**63 + 5, "its env seed 9223372036854775813 does not fit the int64"),
+        ("agent_seed", -1, "its agent seed -1 is negative (seeds are >= 0; the file stores "
+                           "none as -1)"),
     ])
     def test_index_values_the_file_cannot_hold(self, cartpole_log, tmp_path, field, value,
                                                message):
         """An episode whose worker id or seed does not fit the file's integer columns is
         left out of it, and the report names it and why (it used to stop the recorder
-        with an OverflowError); the statistics keep it."""
+        with an OverflowError; a seed of -1 read back as none); the statistics keep it."""
         kept = [{**record, field: value}
                 if record["kind"] == "episode.start" and record["episode"] == 5 else record
                 for record in records(cartpole_log)]
