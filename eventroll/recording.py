@@ -191,8 +191,8 @@ def replay_run(run_dir: str, out_dir: str, *, layout: str = "flat") -> dict[str,
     alone, with the recording options the run had (from its ``run.start``); each event
     is decoded once and handed to both recorders. Returns their reports, with the
     steps and events read and the wall time."""
-    from eventroll.recorders.base import array_kinds, takes_plain
-    from eventroll.recorders.eventlog import EventLogReader, event_log_path, read_events
+    from eventroll.recorders.base import fed
+    from eventroll.recorders.eventlog import event_log_path, read_events
 
     log = event_log_path(run_dir)
     started = time.perf_counter()
@@ -212,21 +212,14 @@ def replay_run(run_dir: str, out_dir: str, *, layout: str = "flat") -> dict[str,
                           "directory or remove them")
     recorders = {spec.name: spec.factory(**spec.kwargs)
                  for spec in recorder_specs(options, out_dir, first.run_id, first.env)}
-    members = tuple(recorders.values())
-    plain = [member.handle_plain for member in members if takes_plain(member)]
-    reader = EventLogReader(log, array_kinds=array_kinds(members))
     steps = count = 0
     try:
-        for event in reader.events(plain=len(plain) == len(members)):
+        for event in fed(tuple(recorders.values()), log):
             count += 1
             if type(event) is dict:  # a plain record
                 steps += event["n"] if event["kind"] == "step.batch" else 0
-                for handle in plain:
-                    handle(event)
-                continue
-            steps += event.n if event.KIND == "step.batch" else 0
-            for member in members:
-                member.handle(event)
+            elif event.KIND == "step.batch":
+                steps += event.n
     finally:
         reports = {name: recorder.close() for name, recorder in recorders.items()}
     return {"recorders": reports, "events": count, "steps": steps,

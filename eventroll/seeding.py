@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from eventroll.errors import ConfigError
+from eventroll.events import is_int
 
 
 @dataclass
@@ -131,7 +132,7 @@ def seeds_record(seeds: Sequence[int]) -> Any:
 def _is_seed(value: Any) -> bool:
     """A non-negative integer (Python or numpy), not a bool: what a seed, a base seed and a
     count of seeds must be."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
+    return is_int(value) and value >= 0
 
 
 def _explicit(name: str, seeds: Sequence[int] | None) -> list[int] | None:

@@ -83,20 +83,20 @@ class RunState:
     def handle(self, event: events.Event) -> None:
         self.last = event.time
         kind = event.KIND
-        # a worker's events from a source that is no worker (a damaged log) count in the
-        # run's totals only
-        worker = self.workers.setdefault(event.worker, WorkerState()) if event.worker >= 0 else None
+        # the driver's events (an episode it ends for a dead worker; in a damaged log, any
+        # worker's kind) count in the run's totals only: their state is shown nowhere
+        worker = (self.workers.setdefault(event.worker, WorkerState()) if event.worker >= 0
+                  else WorkerState())
         if kind == "step.batch":
             self.steps += event.n
-            if worker is not None:
-                worker.steps += event.n
-        elif kind == "episode.start" and worker is not None:
+            worker.steps += event.n
+        elif kind == "episode.start":
             worker.episode, worker.state = event.episode, "playing"
         elif kind == "episode.end":
             self._episode_end(event, worker)
-        elif kind == "worker.start" and worker is not None:
+        elif kind == "worker.start":
             worker.pid, worker.state = event.pid, "started"
-        elif kind == "worker.end" and worker is not None:
+        elif kind == "worker.end":
             worker.state, worker.episode = "done", None
         elif kind == "worker.error":
             self.errors.append(f"worker {event.worker}, episode {event.episode}: {event.error}")
@@ -107,16 +107,15 @@ class RunState:
             self.status = event.status
             self.errors += [f"run: {error}" for error in event.errors]
 
-    def _episode_end(self, end: events.EpisodeEnd, worker: WorkerState | None) -> None:
+    def _episode_end(self, end: events.EpisodeEnd, worker: WorkerState) -> None:
         self.episodes += 1
         if end.aborted:
             self.aborted += 1
         else:
             self.returns.add(end.return_)
             self.lengths.add(end.length)
-        if worker is not None:
-            worker.episodes += 1
-            worker.state = "between episodes"
+        worker.episodes += 1
+        worker.state = "between episodes"
 
     @property
     def steps_per_second(self) -> float:

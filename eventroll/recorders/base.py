@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, Union
 
@@ -340,12 +340,24 @@ def recorder_main(specs: list[RecorderSpec], endpoint: str, name: str,
 
 def replay(recorder: Recorder, event_log: str) -> dict[str, Any]:
     """Build a recorder's artifact offline from an event log."""
-    from eventroll.recorders.eventlog import EventLogReader
-
-    reader = EventLogReader(event_log, array_kinds=array_kinds([recorder]))
     try:
-        for event in reader.events(plain=takes_plain(recorder)):
-            take(recorder, event)
+        for _ in fed((recorder,), event_log):
+            pass
     finally:
         report = recorder.close()
     return report
+
+
+def fed(members: Sequence[Any], event_log: str) -> Iterator[events.Event | dict]:
+    """Each event of ``event_log``, read once and yielded once every one of ``members`` has
+    taken it: plain records as their maps if every member takes those."""
+    from eventroll.recorders.eventlog import EventLogReader
+
+    plain = all(map(takes_plain, members))
+    reader = EventLogReader(event_log, array_kinds=array_kinds(members))
+    typed = [member.handle for member in members]
+    maps = [member.handle_plain for member in members] if plain else []
+    for event in reader.events(plain=plain):
+        for handle in maps if type(event) is dict else typed:
+            handle(event)
+        yield event

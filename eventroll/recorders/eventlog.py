@@ -114,13 +114,9 @@ class EventLogReader:
         ``plain`` (and ``array_kinds``), a plain record (:func:`eventroll.events.is_plain`)
         as its map instead."""
         typed = self._typed
-        if not (plain and self._arrays == codec.RAW):
-            for record in self.records():
-                yield typed(record)
-            return
-        is_plain = events.is_plain
+        is_plain = events.is_plain if plain and self._arrays == codec.RAW else None
         for record in self.records():
-            yield record if is_plain(record) else typed(record)
+            yield record if is_plain is not None and is_plain(record) else typed(record)
 
     def __iter__(self) -> Iterator[events.Event]:
         return self.events()
