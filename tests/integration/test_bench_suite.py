@@ -48,3 +48,22 @@ class TestBenchSuite:
         assert "in-run CPU: the recorders took" in overhead["detail"]
         assert {t["what"].split(":")[0] for t in data["targets"]} >= {"start-up"}
         assert os.listdir(tmp_path) == ["suite.json"]   # every run directory removed
+
+
+class TestBenchWakeups:
+    def test_prints_each_way_of_waiting(self):
+        """tools/bench_wakeups.py at a tiny size exits 0 and prints a row of CPU µs for each
+        way of waiting; bad arguments are refused in one line."""
+        tool = os.path.join(ROOT, "tools", "bench_wakeups.py")
+        proc = subprocess.run([sys.executable, tool, "--waits", "3", "--interval", "0.002",
+                               "--repeats", "1"], cwd=ROOT, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        rows = {line.split("|")[1].strip(): line.split("|")[2].strip()
+                for line in proc.stdout.splitlines()[2:]}
+        assert list(rows) == ["time.sleep", "select.poll, idle pipe", "zmq poll, idle socket",
+                              "zmq poll + recv, message queued"]
+        assert all(float(value.replace(",", "")) >= 0 for value in rows.values())
+        bad = subprocess.run([sys.executable, tool, "--interval", "5"], cwd=ROOT,
+                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 2 and "--interval in (0, 1] s" in bad.stderr
