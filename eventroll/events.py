@@ -202,6 +202,12 @@ def is_int(v: Any) -> bool:
     return type(v) is int or isinstance(v, np.integer)
 
 
+def fits_int(value: int, bits: int = 64) -> bool:
+    """Whether an int fits a signed integer of ``bits`` bits, as the files store it
+    (msgpack carries ints up to 2**64)."""
+    return -(1 << bits - 1) <= value < 1 << bits - 1
+
+
 # annotation -> (exact types accepted at once, further types accepted with isinstance);
 # bool is a subclass of int but never an int here: exact types exclude it
 _TYPES: dict[str, tuple[tuple[type, ...], tuple[type, ...]]] = {

@@ -34,7 +34,7 @@ from typing import Any, Union
 import numpy as np
 
 from eventroll.errors import ConfigError, EventrollError
-from eventroll.events import Custom, EpisodeEnd, Event
+from eventroll.events import Custom, EpisodeEnd, Event, fits_int
 from eventroll.imports import import_object, object_path
 from eventroll.stream import IndexSet
 
@@ -352,9 +352,6 @@ class EndedEpisodes:
         return self._custom.get(episode, ({}, {}, False))[1]
 
 
-_INT64 = 1 << 63
-
-
 class StatsAggregator:
     """Reduces a run's events to its statistics (the content of ``stats.json``).
 
@@ -458,7 +455,7 @@ class StatsAggregator:
             self._problems["an episode.end for an episode that had ended: left out"] += 1
             return
         steps = self._open.pop(episode, {})
-        if not -_INT64 <= length < _INT64:  # msgpack carries ints up to 2**64
+        if not fits_int(length):
             self._problems["an episode.end whose length is beyond int64: left out"] += 1
             return
         values: dict[str, dict[Group, Any]] = {}

@@ -69,8 +69,7 @@ class TrajectoryRecorder:
                               "without the run's spaces")
         try:
             if type(episode) is PlainEpisode:
-                self._writer.add_plain(episode.start, episode.batches, episode.end,
-                                       episode.length)
+                self._writer.add_plain(episode)
             else:
                 self._writer.add_episode(episode)
         except EventError as exc:  # its arrays do not fit the spaces: left out, counted

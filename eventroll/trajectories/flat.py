@@ -24,10 +24,10 @@ from gymnasium import spaces
 from eventroll import codec
 from eventroll.episodes import Episode
 from eventroll.errors import ConfigError, EventError, one_line
-from eventroll.events import STATUS_CODES, STATUSES, end_status, is_int
+from eventroll.events import STATUS_CODES, STATUSES, end_status, fits_int, is_int
 from eventroll.files import DropBehind
 from eventroll.spaces import describe_space, space_from_description
-from eventroll.trajectories.record import Trajectory, episode_of, rows, trajectory_of
+from eventroll.trajectories.record import PlainEpisode, Trajectory, episode_of, rows, trajectory_of
 
 FORMAT = "eventroll-trajectories"
 FORMAT_VERSION = 1
@@ -58,6 +58,29 @@ INDEX_ROW = ("index", "worker", "env_seed", "agent_seed", "status", "return", "l
 # step fields that hold bytes per row (msgpack), as a heap of bytes and row end offsets
 HEAPS = ("infos", "logits")
 FINALS = "episodes/final_observations"
+
+
+def heap_names(options: dict[str, bool]) -> list[str]:
+    """The heaps a file with these options holds (the reset infos' with ``infos``)."""
+    names = [name for name in HEAPS if options[name]]
+    return names + (["episodes/reset_infos"] if options["infos"] else [])
+
+
+def step_datasets(observation_space: spaces.Space, action_space: spaces.Space,
+                  options: dict[str, bool]) -> list[tuple[str, tuple[int, ...], Any]]:
+    """The step datasets of a flat file with these spaces and options, in the order the
+    writer creates them: (path, row shape, dtype)."""
+    observed = ["observations", FINALS] + (
+        ["next_observations"] if options["next_observations"] else [])
+    observation_leaves = space_leaves(observation_space)
+    datasets = [(field + suffix, shape, dtype) for field in observed
+                for suffix, _, shape, dtype in observation_leaves]
+    datasets += [("actions" + suffix, shape, dtype)
+                 for suffix, _, shape, dtype in space_leaves(action_space)]
+    datasets += [("rewards", (), "<f8"), ("terminations", (), "b1"), ("truncations", (), "b1")]
+    for name in heap_names(options):
+        datasets += [(f"{name}/data", (), "u1"), (f"{name}/end", (), "<i8")]
+    return datasets
 
 
 # -- spaces as datasets ------------------------------------------------------------------
@@ -162,23 +185,20 @@ def _blank(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     return np.zeros((1, *shape), dtype=dtype)
 
 
-_INT32, _INT64 = 1 << 31, 1 << 63
-
-
 def _index_problem(index: int, worker: int, env_seed: int | None, agent_seed: int | None,
                   length: int) -> str | None:
     """What of an episode's index values the trajectory files cannot hold, or None: they
     store the worker id as an int32, the index, seeds and length as int64s (a seed of
     None as :data:`NO_SEED`, so a negative seed would read back as another). msgpack
     carries ints up to 2**64."""
-    if not -_INT32 <= worker < _INT32:
+    if not fits_int(worker, 32):
         return f"its worker id {worker} does not fit the int32 the file stores it in"
     for name, seed in (("env seed", env_seed), ("agent seed", agent_seed)):
         if seed is not None and seed < 0:
             return f"its {name} {seed} is negative (seeds are >= 0; the file stores none as -1)"
     for name, value in (("index", index), ("env seed", env_seed), ("agent seed", agent_seed),
                         ("length", length)):
-        if value is not None and not -_INT64 <= value < _INT64:
+        if value is not None and not fits_int(value):
             return f"its {name} {value} does not fit the int64 the file stores it in"
     return None
 
@@ -359,40 +379,22 @@ class FlatWriter(BlockWriter):
         self._flags = [Rows(name, ()) for name in ("reward", "terminated", "truncated")]
         self._step_rows = self._actions + self._flags  # a batch's columns but observations, in order
         self._action_keys = [keys for _, keys, _, _ in self._action_leaves]
-        self._heap_values: dict[str, list[Any]] = {name: [] for name in self._heaps()}
+        self._heap_values: dict[str, list[Any]] = {name: [] for name in heap_names(self.options)}
 
     def _create_layout(self, run_id: str, env: str) -> None:
         file = self._file
-        create = self._create
         file.attrs.update({
             "format": FORMAT, "version": FORMAT_VERSION, "run_id": run_id, "env": env,
             "created": datetime.now(timezone.utc).isoformat(),
             "observation_space": np.void(codec.encode(describe_space(self.observation_space))),
             "action_space": np.void(codec.encode(describe_space(self.action_space))),
             **{f"records_{name}": flag for name, flag in self.options.items()}})
-        observation_fields = ["observations", FINALS] + (
-            ["next_observations"] if self.options["next_observations"] else [])
-        for field in observation_fields:
-            for suffix, _, shape, dtype in self._observation_leaves:
-                create(field + suffix, shape, dtype)
-        for suffix, _, shape, dtype in self._action_leaves:
-            create("actions" + suffix, shape, dtype)
-        create("rewards", (), "<f8")
-        create("terminations", (), "b1")
-        create("truncations", (), "b1")
-        for name in self._heaps():
-            create(f"{name}/data", (), "u1")
-            create(f"{name}/end", (), "<i8")
+        for path, shape, dtype in step_datasets(self.observation_space, self.action_space,
+                                                self.options):
+            self._datasets[path] = Column(file, path, shape, dtype)
         for name, dtype in INDEX.items():
             self._index[name] = Column(file, f"episodes/{name}", (), dtype)
         self._index["status"].dataset.attrs["codes"] = ",".join(STATUSES)
-
-    def _create(self, path: str, shape: tuple[int, ...], dtype: Any) -> None:
-        self._datasets[path] = Column(self._file, path, shape, dtype)
-
-    def _heaps(self) -> list[str]:
-        names = [name for name in HEAPS if self.options[name]]
-        return names + (["episodes/reset_infos"] if self.options["infos"] else [])
 
     # -- taking episodes --------------------------------------------------------------
     def add(self, trajectory: Trajectory) -> None:
@@ -406,14 +408,15 @@ class FlatWriter(BlockWriter):
                    (episode.index, episode.worker, episode.env_seed, episode.agent_seed,
                     STATUS_CODES[end.status], float(end.return_), episode.length))
 
-    def add_plain(self, start: dict, batches: list[dict], end: dict, length: int) -> None:
+    def add_plain(self, episode: PlainEpisode) -> None:
         """Buffer an ended episode as its plain records brought it (maps that
-        :func:`eventroll.events.is_plain` took, ``batches`` in step order, ``length``
-        steps); as :meth:`add_episode` does its typed events, with the same result."""
+        :func:`eventroll.events.is_plain` took); as :meth:`add_episode` does its typed
+        events, with the same result."""
+        start, end = episode.start, episode.end
         status = end_status(end["terminated"], end["truncated"], end["aborted"])
-        self._take(start["observation"], start["info"], batches, dict.__getitem__,
+        self._take(start["observation"], start["info"], episode.batches, dict.__getitem__,
                    (start["episode"], start["worker"], start["env_seed"], start["agent_seed"],
-                    STATUS_CODES[status], end["return"], length))
+                    STATUS_CODES[status], end["return"], episode.length))
 
     def _take(self, reset: Any, reset_info: dict | None, batches: list, get: Any,
               row: tuple) -> None:
@@ -611,15 +614,8 @@ class TrajectoryFile:
         self.action_space = space_from_description(codec.decode(attrs["action_space"].tobytes()))
         self.options = {name: bool(attrs[f"records_{name}"]) for name in ("next_observations", "infos", "logits")}
         self._window_rows = max(1, WINDOW_BYTES // row_bytes(self.observation_space, self.action_space))
-        observed = ["observations", FINALS] + (["next_observations"]
-                                               if self.options["next_observations"] else [])
-        heaps = [name for name in HEAPS if self.options[name]] + (
-            ["episodes/reset_infos"] if self.options["infos"] else [])
-        needed = ([field + suffix for field in observed
-                   for suffix, _, _, _ in space_leaves(self.observation_space)]
-                  + ["actions" + suffix for suffix, _, _, _ in space_leaves(self.action_space)]
-                  + ["rewards", "terminations", "truncations"]
-                  + [f"{name}/{part}" for name in heaps for part in ("data", "end")]
+        needed = ([path for path, _, _ in step_datasets(self.observation_space,
+                                                        self.action_space, self.options)]
                   + [f"episodes/{name}" for name in INDEX])
         missing = [name for name in needed if not isinstance(self._file.get(name), h5py.Dataset)]
         if missing:
