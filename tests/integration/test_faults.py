@@ -236,15 +236,16 @@ def test_bad_retries():
 
 
 def start_long_run(run_dir, *overrides):
-    """`eventroll run` of 20,000 episodes in a session of its own; returns once its event
-    log holds 600 kB (its run.start, with two seeds per episode, holds about 200 kB): the
-    run is in full swing."""
+    """`eventroll run` of 40,000 episodes (about 900,000 steps: 10 s on a quiet day; it
+    had 8,000, which a quiet machine finished before the tests had killed their process)
+    in a session of its own; returns once its event log holds 600 kB: the run is in full
+    swing."""
     import subprocess
     import sys
     import time
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "eventroll.cli", "run", "runner.n_episodes=8000",
+        [sys.executable, "-m", "eventroll.cli", "run", "runner.n_episodes=40000",
          f"hydra.run.dir={run_dir}", *overrides],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     log = run_dir / "events.msgpack"
@@ -413,7 +414,7 @@ def test_a_file_size_limit_is_named_and_what_was_written_stays_readable(tmp_path
         resource.setrlimit(resource.RLIMIT_FSIZE, (3_000_000, 3_000_000))
 
     run_dir = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-m", "eventroll.cli", "run", "runner.n_episodes=8000",
+    done = subprocess.run([sys.executable, "-m", "eventroll.cli", "run", "runner.n_episodes=40000",
                            f"hydra.run.dir={run_dir}"], capture_output=True, text=True,
                           preexec_fn=limit, timeout=120)
     assert done.returncode == 1
