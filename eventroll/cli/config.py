@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
-import select
-import time
 from typing import Any
 
 from eventroll.errors import ConfigError
+from eventroll.forked import ChildFailed, ForkedCall
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
 OPEN_GROUPS = ("env", "policy")  # further keys of these are kwargs, added with +KEY=VALUE
@@ -38,75 +38,32 @@ class ComposeInChild:
     core while the caller imports the rollout machinery on the other (each takes about
     0.4 s, most of a short run's start-up). The child forks before the caller has made
     any thread, socket or file, and sends back msgpack. Without ``os.fork``, composes
-    here."""
+    when the result is asked for."""
 
     TIMEOUT = 60.0
 
     def __init__(self, overrides: list[str]) -> None:
-        self._overrides = overrides
-        self._pid = 0
-        if hasattr(os, "fork"):
-            self._read, write = os.pipe()
-            self._pid = os.fork()
-            if self._pid == 0:
-                os.close(self._read)
-                self._child(write)
-            os.close(write)
-
-    def _child(self, write: int) -> None:
-        from eventroll import codec
-        from eventroll.files import name_process
-
-        name_process("er-compose")
-        try:
-            config, run_dir = compose(self._overrides)
-            answer: dict[str, Any] = {"config": config, "run_dir": run_dir}
-        except ConfigError as exc:
-            answer = {"error": str(exc)}
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent as one line
-            answer = {"error": f"composing the config failed ({type(exc).__name__}: {exc})"}
-        try:
-            with os.fdopen(write, "wb") as pipe:
-                pipe.write(codec.encode(answer))
-        finally:
-            os._exit(0)
+        self._call = ForkedCall(functools.partial(_composed, overrides), "er-compose")
 
     def result(self) -> tuple[dict[str, Any], str]:
         """The resolved config and the run directory; :class:`ConfigError` on bad input."""
-        if not self._pid:
-            return compose(self._overrides)
-        from eventroll import codec
-
         try:
-            data = self._receive()
-        finally:
-            self._reap()
-        answer = codec.decode(data) if data else {
-            "error": "the process composing the config ended without an answer"}
+            answer = self._call.answer(self.TIMEOUT)
+        except ChildFailed as exc:
+            raise ConfigError(f"the process composing the config failed: {exc}") from None
         if "error" in answer:
             raise ConfigError(answer["error"])
         return answer["config"], answer["run_dir"]
 
-    def _receive(self) -> bytes:
-        chunks, deadline = [], time.monotonic() + self.TIMEOUT
-        with os.fdopen(self._read, "rb", buffering=0) as pipe:
-            while (remaining := deadline - time.monotonic()) > 0:
-                if not select.select([pipe], [], [], remaining)[0]:
-                    break
-                chunk = pipe.read(1 << 16)
-                if not chunk:
-                    return b"".join(chunks)
-                chunks.append(chunk)
-        raise ConfigError(f"composing the config took more than {self.TIMEOUT:g} s")
 
-    def _reap(self) -> None:
-        deadline = time.monotonic() + 5.0
-        while os.waitpid(self._pid, os.WNOHANG) == (0, 0):
-            if time.monotonic() > deadline:
-                os.kill(self._pid, 9)
-                os.waitpid(self._pid, 0)
-                return
-            time.sleep(0.001)
+def _composed(overrides: list[str]) -> dict[str, Any]:
+    try:
+        config, run_dir = compose(overrides)
+        return {"config": config, "run_dir": run_dir}
+    except ConfigError as exc:
+        return {"error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - reported as one line
+        return {"error": f"composing the config failed ({type(exc).__name__}: {exc})"}
 
 
 def _explain(exc: BaseException) -> str:

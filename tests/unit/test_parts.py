@@ -290,7 +290,7 @@ class TestComposeInChild:
         composing = ComposeInChild(overrides)
         assert composing.result() == compose(overrides)
         with pytest.raises(ChildProcessError):
-            os.waitpid(composing._pid, os.WNOHANG)
+            os.waitpid(composing._call.pid, os.WNOHANG)
 
     def test_bad_input_is_one_config_error(self):
         """An unknown key comes back as the ConfigError compose raises, naming the key."""
@@ -298,3 +298,29 @@ class TestComposeInChild:
 
         with pytest.raises(ConfigError, match="unknown config key 'runner.n_episodez'"):
             ComposeInChild(["runner.n_episodez=3"]).result()
+
+
+class TestForkedCall:
+    def test_an_answer_an_error_and_no_answer(self):
+        """A map comes back; an exception comes back as one line; a child that ends without
+        an answer, or gives none in time, is ChildFailed: every child is reaped."""
+        import time
+
+        from eventroll.forked import ChildFailed, ForkedCall
+
+        calls = [ForkedCall(lambda: {"pid": os.getpid(), "data": b"\x00" * 300_000}, "er-test"),
+                 ForkedCall(lambda: 1 / 0, "er-test"),
+                 ForkedCall(lambda: os._exit(3), "er-test"),
+                 ForkedCall(lambda: time.sleep(30) or {}, "er-test")]
+        answer = calls[0].answer(30)
+        assert answer["pid"] == calls[0].pid != os.getpid() and len(answer["data"]) == 300_000
+        assert calls[1].answer(30) == {"error": "ZeroDivisionError: division by zero"}
+        with pytest.raises(ChildFailed, match="ended without an answer"):
+            calls[2].answer(30)
+        started = time.monotonic()
+        with pytest.raises(ChildFailed, match="no answer within 0.5 s"):
+            calls[3].answer(0.5)
+        assert time.monotonic() - started < 10
+        for call in calls:
+            with pytest.raises(ChildProcessError):
+                os.waitpid(call.pid, os.WNOHANG)
