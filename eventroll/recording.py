@@ -186,13 +186,16 @@ class Recording:
         self._session.close()
 
 
-def replay_run(run_dir: str, out_dir: str, *, layout: str = "flat") -> dict[str, Any]:
+def replay_run(run_dir: str, out_dir: str, *, layout: str = "flat",
+               parts: int | None = None) -> dict[str, Any]:
     """Rebuild a run's trajectories and statistics into ``out_dir`` from its event log
     alone, with the recording options the run had (from its ``run.start``); each event
-    is decoded once and handed to both recorders. Returns their reports, with the
-    steps and events read and the wall time."""
-    from eventroll.recorders.base import fed
+    is decoded once and handed to both recorders. With ``parts`` (default: one a core, for
+    a log of 8 MiB or more), the log is replayed in that many processes
+    (:mod:`eventroll.replay_parts`), with the same result. Returns the recorders'
+    reports, with the steps and events read, the parts and the wall time."""
     from eventroll.recorders.eventlog import event_log_path, read_events
+    from eventroll.replay_parts import default_parts, replay_in_parts, replayed
 
     log = event_log_path(run_dir)
     started = time.perf_counter()
@@ -210,18 +213,13 @@ def replay_run(run_dir: str, out_dir: str, *, layout: str = "flat") -> dict[str,
     if taken:
         raise ConfigError(f"{out_dir} already holds {', '.join(taken)}; replay into another "
                           "directory or remove them")
-    recorders = {spec.name: spec.factory(**spec.kwargs)
-                 for spec in recorder_specs(options, out_dir, first.run_id, first.env)}
-    steps = count = 0
-    try:
-        for event in fed(tuple(recorders.values()), log):
-            count += 1
-            if type(event) is dict:  # a plain record
-                steps += event["n"] if event["kind"] == "step.batch" else 0
-            elif event.KIND == "step.batch":
-                steps += event.n
-    finally:
-        reports = {name: recorder.close() for name, recorder in recorders.items()}
-    return {"recorders": reports, "events": count, "steps": steps,
-            "wall_time": time.perf_counter() - started}
-
+    specs = recorder_specs(options, out_dir, first.run_id, first.env)
+    result = replay_in_parts(log, specs, default_parts(log) if parts is None else parts)
+    if result is None:
+        recorders = {spec.name: spec.factory(**spec.kwargs) for spec in specs}
+        try:
+            count, steps = replayed(tuple(recorders.values()), log)
+        finally:
+            reports = {name: recorder.close() for name, recorder in recorders.items()}
+        result = {"recorders": reports, "events": count, "steps": steps, "parts": 1}
+    return {**result, "wall_time": time.perf_counter() - started}

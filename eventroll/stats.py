@@ -287,17 +287,40 @@ class ValueCounts:
     def __len__(self) -> int:
         return len(self._values) if self._counts is None else sum(self._counts.values())
 
-    def add(self, value: Any) -> None:
+    def add(self, value: Any, count: int = 1) -> None:
         value += 0  # -0.0 counts as 0.0 (they are one key), whichever came first
         counts = self._counts
         if counts is None:
-            self._values.append(value)
+            if count == 1:
+                self._values.append(value)
+            else:
+                self._values.extend(array(self._dtype.char, [value]) * count)
             return
-        counts[value] = counts.get(value, 0) + 1
+        counts[value] = counts.get(value, 0) + count
         if len(counts) > self.DISTINCT_LIMIT:
-            for distinct, count in counts.items():
+            self._spill()
+
+    def _spill(self) -> None:
+        """Keep every value in the array from now on."""
+        if self._counts is not None:
+            for distinct, count in self._counts.items():
                 self._values.extend(array(self._dtype.char, [distinct]) * count)
             self._counts = None
+
+    def portable(self) -> dict[str, Any]:
+        """The values as plain data, for :meth:`join`."""
+        if self._counts is None:
+            return {"values": self._values.tobytes()}
+        return {"distinct": list(self._counts), "counts": list(self._counts.values())}
+
+    def join(self, portable: dict[str, Any]) -> None:
+        """Add the values of another :class:`ValueCounts` (its :meth:`portable`)."""
+        if "values" in portable:
+            self._spill()
+            self._values.frombytes(portable["values"])
+            return
+        for value, count in zip(portable["distinct"], portable["counts"]):
+            self.add(value, count)
 
     def sorted(self) -> np.ndarray:
         """Every value, in ascending order (NaN last)."""
@@ -341,6 +364,23 @@ class EndedEpisodes:
         if values or steps:
             self._custom[episode] = (values, steps, aborted)
 
+    def portable(self) -> dict[str, Any]:
+        """What was kept, as plain data for :meth:`join`; not the custom values."""
+        return {"seen": self._seen.portable(), "aborted": self.aborted,
+                "returns": self.returns.portable(), "lengths": self.lengths.portable()}
+
+    def join(self, portable: dict[str, Any]) -> bool:
+        """Add the episodes of another :class:`EndedEpisodes` (its :meth:`portable`); False,
+        and nothing added, if an episode ended in both."""
+        seen = IndexSet.from_portable(portable["seen"])
+        if not self._seen.isdisjoint(seen):
+            return False
+        self._seen.update(seen)
+        self.aborted += portable["aborted"]
+        self.returns.join(portable["returns"])
+        self.lengths.join(portable["lengths"])
+        return True
+
     def completed_with_values(self) -> list[int]:
         """The completed (not aborted) episodes that have custom values, in index order."""
         return sorted(index for index, (_, _, aborted) in self._custom.items() if not aborted)
@@ -374,6 +414,7 @@ class StatsAggregator:
             self._by_event.setdefault(spec.event, []).append(spec)
         self._open: dict[int, dict[str, dict[int, dict[Group, list]]]] = {}
         self._ended = EndedEpisodes()
+        self._void = IndexSet()  # episodes closed otherwise: lost, or ended beyond int64
         self._steps = 0
         self._lost = 0
         self._run_id: str | None = None
@@ -396,6 +437,7 @@ class StatsAggregator:
             self._on_episode_end(event)
         elif kind == "episode.lost":  # what arrived of it is void; it may be played again
             self._open.pop(event.episode, None)
+            self._void.add(event.episode)
             self._lost += 1
         elif kind == "run.start":
             self._run_id, self._start_time = event.run_id, event.time
@@ -457,6 +499,7 @@ class StatsAggregator:
         steps = self._open.pop(episode, {})
         if not fits_int(length):
             self._problems["an episode.end whose length is beyond int64: left out"] += 1
+            self._void.add(episode)
             return
         values: dict[str, dict[Group, Any]] = {}
         kept_steps: dict[str, list[list]] = {}
@@ -492,6 +535,42 @@ class StatsAggregator:
                          f"{reducer_name(getattr(spec, level))!r} failed "
                          f"({type(exc).__name__}: {str(exc)[:120]}): left out"] += 1
         return reduced
+
+    # -- in parts -----------------------------------------------------------------------
+    def portable(self) -> dict[str, Any]:
+        """What this aggregator took, as plain data for :meth:`join` (a replay in parts:
+        each part of a log aggregated in a process of its own). Not with custom
+        statistics, whose values an episode may bring in both parts."""
+        if self.specs:
+            raise ValueError("an aggregator with custom statistics cannot be taken in parts")
+        return {"steps": self._steps, "lost": self._lost, "problems": dict(self._problems),
+                "open": list(self._open), "void": self._void.portable(),
+                "ended": self._ended.portable(),
+                "run_start": None if self._start_time is None else [self._run_id,
+                                                                    self._start_time],
+                "end_time": self._end_time}
+
+    def join(self, later: dict[str, Any]) -> bool:
+        """Take what an aggregator took of the records that follow this one's in the log
+        (its :meth:`portable`), as if this one had taken them too; False, and nothing
+        changed, where that could give another result (an episode that ended in both
+        parts: this one would have left the second end out)."""
+        if self.specs or not self._ended.join(later["ended"]):
+            return False
+        closed = IndexSet.from_portable(later["ended"]["seen"])
+        closed.update(IndexSet.from_portable(later["void"]))
+        self._open = {episode: steps for episode, steps in self._open.items()
+                      if episode not in closed}
+        self._open.update((episode, {}) for episode in later["open"])
+        self._void.update(IndexSet.from_portable(later["void"]))
+        self._steps += later["steps"]
+        self._lost += later["lost"]
+        self._problems.update(later["problems"])
+        if later["run_start"] is not None:
+            self._run_id, self._start_time = later["run_start"]
+        if later["end_time"] is not None:
+            self._end_time = later["end_time"]
+        return True
 
     # -- output -----------------------------------------------------------------------
     def step_values(self, episode: int, t: int | None) -> dict[str, Any]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 
 @dataclass
@@ -83,6 +86,30 @@ class IndexSet:
             self._others.discard(index)
         elif index in self:
             self._bits[index >> 3] &= ~(1 << (index & 7)) & 0xFF
+
+    def isdisjoint(self, other: IndexSet) -> bool:
+        common = min(len(self._bits), len(other._bits))
+        mine, theirs = (np.frombuffer(bits, np.uint8, common) for bits in (self._bits, other._bits))
+        return not (mine & theirs).any() and self._others.isdisjoint(other._others)
+
+    def update(self, other: IndexSet) -> None:
+        """Add every index of ``other``."""
+        if len(other._bits) > len(self._bits):
+            self._bits.extend(bytes(len(other._bits) - len(self._bits)))
+        mine = np.frombuffer(self._bits, np.uint8, len(other._bits))
+        mine |= np.frombuffer(other._bits, np.uint8)
+        self._others |= other._others
+
+    def portable(self) -> dict[str, Any]:
+        """The set as plain data (:meth:`from_portable` reads it back)."""
+        return {"bits": bytes(self._bits), "others": sorted(self._others)}
+
+    @classmethod
+    def from_portable(cls, data: dict[str, Any]) -> IndexSet:
+        indexes = cls()
+        indexes._bits[:] = data["bits"]
+        indexes._others.update(data["others"])
+        return indexes
 
 
 def range_message(stream: str, expected: int, got: int, name: str) -> str:

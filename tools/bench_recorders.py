@@ -25,7 +25,8 @@ process, timed with ``time.perf_counter``:
   that the machine's other load counts less. Run it with ``PYTHONPATH`` set to
   another checkout to compare two versions side by side.
 * ``replay, trajectories+stats``: ``eventroll.recording.replay_run`` over the
-  log's run directory, as ``eventroll replay`` runs it, in CPU seconds.
+  log's run directory in one process (``parts=1``; ``eventroll replay`` cuts a
+  large log into one part a core, each in a process of its own), in CPU seconds.
 * ``floor, decode + columns``: what a replay of this design cannot do without,
   in CPU seconds: decode every record (msgpack, arrays undecoded), check each
   step array's head against the one its field and row count must have, keep a
@@ -297,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
                 if report["errors"]:
                     sys.exit(f"{name}: {report['errors'][:3]}")
             started = time.process_time()
-            replay_run(os.path.dirname(log), os.path.join(workdir, f"replay-{round_index}"))
+            replay_run(os.path.dirname(log), os.path.join(workdir, f"replay-{round_index}"),
+                       parts=1)
             times.setdefault("replay, trajectories+stats", []).append(
                 time.process_time() - started)
             started = time.process_time()

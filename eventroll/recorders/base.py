@@ -348,16 +348,19 @@ def replay(recorder: Recorder, event_log: str) -> dict[str, Any]:
     return report
 
 
-def fed(members: Sequence[Any], event_log: str) -> Iterator[events.Event | dict]:
-    """Each event of ``event_log``, read once and yielded once every one of ``members`` has
-    taken it: plain records as their maps if every member takes those."""
+def fed(members: Sequence[Any], event_log: str, start: int = 0,
+        stop: int | None = None) -> Iterator[events.Event | dict]:
+    """Each event of ``event_log`` (from the record at ``start`` up to ``stop``: see
+    :meth:`~eventroll.recorders.eventlog.EventLogReader.records`), read once and yielded once
+    every one of ``members`` has taken it: plain records as their maps if every member takes
+    those."""
     from eventroll.recorders.eventlog import EventLogReader
 
     plain = all(map(takes_plain, members))
     reader = EventLogReader(event_log, array_kinds=array_kinds(members))
     typed = [member.handle for member in members]
     maps = [member.handle_plain for member in members] if plain else []
-    for event in reader.events(plain=plain):
+    for event in reader.events(plain=plain, start=start, stop=stop):
         for handle in maps if type(event) is dict else typed:
             handle(event)
         yield event

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any, BinaryIO
+
+import msgpack
 
 from eventroll import codec, events
 from eventroll.errors import CodecError, EventError, InputError
@@ -86,12 +88,18 @@ class EventLogReader:
         self.header: dict[str, Any] = {}
         self._following: tuple[BinaryIO, Any] | None = None  # (file, unpacker) of appended()
 
-    def records(self) -> Iterator[dict[str, Any]]:
-        """Yield each event record as a decoded map, from the start of the file."""
-        self.header, self._consumed = {}, 0
+    def records(self, start: int = 0, stop: int | None = None) -> Iterator[dict[str, Any]]:
+        """Yield each event record as a decoded map, from the start of the file, or from
+        ``start`` (the offset of a record: :func:`record_starts`) with the header checked
+        first; with ``stop``, up to the first record that begins at or after it."""
+        self.header, self._consumed = {}, start
         with open(self.path, "rb") as file:
-            yield from self._complete_records(file, codec.stream_unpacker(arrays=self._arrays))
-            self.truncated_bytes = file.tell() - self._consumed
+            if start:
+                self.header = self._check_header(next(self._unpack(self._head(file), 0), None))
+                file.seek(start)
+            yield from self._complete_records(
+                file, codec.stream_unpacker(arrays=self._arrays), start, stop)
+            self.truncated_bytes = file.tell() - self._consumed if stop is None else 0
         if not self.header:
             raise CodecError(f"{self.path}: empty or truncated before the end of its header")
 
@@ -109,34 +117,50 @@ class EventLogReader:
             self._following[0].close()
             self._following = None
 
-    def events(self, *, plain: bool = False) -> Iterator[events.Event | dict]:
-        """Yield each record as a typed event (a generator: closing it closes the file); with
-        ``plain`` (and ``array_kinds``), a plain record (:func:`eventroll.events.is_plain`)
-        as its map instead."""
+    def events(self, *, plain: bool = False, start: int = 0,
+               stop: int | None = None) -> Iterator[events.Event | dict]:
+        """Yield each record (of those :meth:`records` gives with ``start`` and ``stop``) as
+        a typed event (a generator: closing it closes the file); with ``plain`` (and
+        ``array_kinds``), a plain record (:func:`eventroll.events.is_plain`) as its map
+        instead."""
         typed = self._typed
         is_plain = events.is_plain if plain and self._arrays == codec.RAW else None
-        for record in self.records():
+        for record in self.records(start, stop):
             yield record if is_plain is not None and is_plain(record) else typed(record)
 
     def __iter__(self) -> Iterator[events.Event]:
         return self.events()
 
-    def _complete_records(self, file: BinaryIO, unpacker: Any) -> Iterator[dict[str, Any]]:
-        """The records in what ``file`` holds beyond what was read; the header is checked."""
+    def _complete_records(self, file: BinaryIO, unpacker: Any, base: int = 0,
+                          stop: int | None = None) -> Iterator[dict[str, Any]]:
+        """The records in what ``file`` holds beyond what was read (``unpacker`` was fed
+        from ``base`` on), up to ``stop``; the header is checked."""
+        stop = float("inf") if stop is None else stop
         while True:  # what the unpacker holds first: a caller may have left records untaken
-            for record in self._unpack(unpacker):
+            for record in self._unpack(unpacker, base, stop):
                 if not self.header:
                     self.header = self._check_header(record)
                     continue
                 yield record
+            if self._consumed >= stop:
+                return
             chunk = file.read(self.CHUNK)
             if not chunk:
                 return
             unpacker.feed(chunk)
 
-    def _unpack(self, unpacker: Any) -> Iterator[Any]:
+    def _head(self, file: BinaryIO) -> Any:
+        """An unpacker fed with the start of ``file`` (the header: up to a chunk)."""
+        unpacker = codec.stream_unpacker(arrays=False)
+        unpacker.feed(file.read(self.CHUNK))
+        return unpacker
+
+    def _unpack(self, unpacker: Any, base: int, stop: float = float("inf")) -> Iterator[Any]:
+        """The records ``unpacker`` (fed from ``base`` on) holds whole, up to ``stop``."""
         while True:
-            offset = unpacker.tell()
+            offset = base + unpacker.tell()
+            if offset >= stop:
+                return
             try:
                 record = next(unpacker)
             except StopIteration:
@@ -148,7 +172,7 @@ class EventLogReader:
                 raise CodecError(f"{self.path}: malformed record at byte {offset} "
                                  f"({type(exc).__name__}{detail}); `eventroll validate` shows "
                                  "what can still be read") from None
-            self._consumed = unpacker.tell()  # the start of the next record
+            self._consumed = base + unpacker.tell()  # the start of the next record
             yield record
 
     def _check_header(self, record: Any) -> dict[str, Any]:
@@ -172,6 +196,31 @@ def event_log_path(path: str | os.PathLike[str]) -> str:
         raise InputError(f"{path}: no such file or directory; pass a run directory or an "
                          f"event log ({FILE_NAME})")
     return path
+
+
+def record_starts(path: str | os.PathLike[str], offsets: Sequence[int]) -> list[int]:
+    """For each of ``offsets`` (ascending), where the first record that begins at or after
+    it begins (the file's size if none does), found by stepping over records without
+    decoding them; :class:`CodecError` if the log is malformed before the last."""
+    starts: list[int] = []
+    unpacker, position = codec.stream_unpacker(arrays=False), 0
+    with open(path, "rb") as file:
+        while len(starts) < len(offsets):
+            try:
+                unpacker.skip()
+            except msgpack.OutOfData:
+                chunk = file.read(EventLogReader.CHUNK)
+                if not chunk:
+                    break
+                unpacker.feed(chunk)
+                continue
+            except Exception as exc:  # msgpack's own errors on corrupt bytes
+                raise CodecError(f"{path}: malformed record at byte {position} "
+                                 f"({type(exc).__name__})") from None
+            position = unpacker.tell()
+            while len(starts) < len(offsets) and position >= offsets[len(starts)]:
+                starts.append(position)
+    return starts + [position] * (len(offsets) - len(starts))
 
 
 def read_events(path: str | os.PathLike[str],

@@ -33,19 +33,19 @@ class StatsRecorder:
             raise ConfigError(f"stats recorder: the directory {directory} of {path} does not "
                               "exist; create it or choose another path")
         self.path = path
-        self._aggregator = StatsAggregator(specs)
+        self.aggregator = StatsAggregator(specs)
 
     def handle(self, event: events.Event) -> None:
-        self._aggregator.handle(event)
+        self.aggregator.handle(event)
 
     def handle_plain(self, record: dict) -> None:
-        self._aggregator.handle_plain(record)
+        self.aggregator.handle_plain(record)
 
     def tick(self) -> None:
         pass
 
     def close(self) -> dict[str, Any]:
-        result = self._aggregator.result()
+        result = self.aggregator.result()
         write_atomic(self.path, to_json(result))
         return {"path": self.path, "episodes": result["episode_count"],
                 "problems": sum(result["problems"].values())}

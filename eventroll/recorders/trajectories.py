@@ -53,6 +53,23 @@ class TrajectoryRecorder:
         whose records came plain is written from their maps."""
         self._collect(self._collector.plain, record)
 
+    def prime(self, item: events.Event | dict) -> None:
+        """Take a record from before the part of a log this recorder builds (a replay in
+        parts: :mod:`eventroll.replay_parts`), to bring the episodes still open where the
+        part begins up to date: an episode it ends, and one it leaves out, are the earlier
+        part's."""
+        collect = self._collector.plain if type(item) is dict else self._collector.ended
+        try:
+            collect(item)
+        except EventError:
+            pass
+
+    @property
+    def state(self) -> list[list[int]]:
+        """The episodes open (each with its length so far) and those being left out, as
+        plain data: two recorders whose states are equal take what follows alike."""
+        return self._collector.state
+
     def _collect(self, collect: Any, item: events.Event | dict) -> None:
         """Hand ``item`` to the collector (``collect``); write the episode it ends."""
         try:
@@ -94,17 +111,45 @@ class TrajectoryRecorder:
             self._writer.tick()
 
     def close(self) -> dict[str, Any]:
-        if self._writer is None:
-            return {"path": self.path, "episodes": 0, "steps": 0,
-                    "errors": ["no run.start arrived: nothing was recorded"]}
-        report = self._writer.close()
-        errors = [f"left out of {self.path}, {message}" for message in self._left_out.first]
-        if self._left_out.count > len(self._left_out.first):
-            errors.append(f"{self._left_out.count} episodes left out of {self.path} in all")
-        unfinished = self._collector.in_flight
-        if unfinished:
-            errors.append(f"episodes {unfinished[:10]} never ended; they are not in "
-                          f"{self.path} (the event log holds their steps)")
-        if errors:
-            report["errors"] = errors
-        return report
+        return report(self.path, self.close_part())
+
+    def close_part(self) -> dict[str, Any]:
+        """Close the writer; what :meth:`close` reports, as plain data that :func:`join`
+        joins with a later part's (the writer's report, what was left out, the episodes
+        still open)."""
+        return {"writer": None if self._writer is None else self._writer.close(),
+                "left_out": self._left_out.first, "left_out_count": self._left_out.count,
+                "in_flight": self._collector.in_flight}
+
+
+def join(first: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """Two parts' :meth:`~TrajectoryRecorder.close_part`, the later's file appended to the
+    first's: as one recorder that took both parts would have closed."""
+    writer = first["writer"]
+    if writer is not None and later["writer"] is not None:
+        writer = {**writer, "episodes": writer["episodes"] + later["writer"]["episodes"],
+                  "steps": writer["steps"] + later["writer"]["steps"]}
+    left_out = Rejections()
+    for message in first["left_out"] + later["left_out"]:
+        left_out.add(message)
+    return {"writer": writer, "left_out": left_out.first,
+            "left_out_count": first["left_out_count"] + later["left_out_count"],
+            "in_flight": later["in_flight"]}
+
+
+def report(path: str, closed: dict[str, Any]) -> dict[str, Any]:
+    """What a trajectory recorder reports at its end, from its :meth:`~TrajectoryRecorder.close_part`."""
+    if closed["writer"] is None:
+        return {"path": path, "episodes": 0, "steps": 0,
+                "errors": ["no run.start arrived: nothing was recorded"]}
+    result = dict(closed["writer"])
+    errors = [f"left out of {path}, {message}" for message in closed["left_out"]]
+    if closed["left_out_count"] > len(closed["left_out"]):
+        errors.append(f"{closed['left_out_count']} episodes left out of {path} in all")
+    unfinished = closed["in_flight"]
+    if unfinished:
+        errors.append(f"episodes {unfinished[:10]} never ended; they are not in "
+                      f"{path} (the event log holds their steps)")
+    if errors:
+        result["errors"] = errors
+    return result

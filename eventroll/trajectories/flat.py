@@ -556,6 +556,37 @@ class FlatWriter(BlockWriter):
         return {"path": self.path, "episodes": self.episodes, "steps": self.steps}
 
 
+def append_file(path: str, part: str) -> None:
+    """Append the episodes of the flat file ``part`` to those of ``path`` (written by
+    writers with the same spaces and options: a replay in parts), as one writer taking them
+    after its own would have written them: step rows first, in windows of about
+    ``WINDOW_BYTES``, then the index rows, their step and heap offsets moved on."""
+    with h5py.File(path, "r+", libver="latest", **CHUNK_CACHE) as target, \
+            h5py.File(part, "r") as source:
+        names: list[str] = []
+        source.visititems(lambda name, item: names.append(name)
+                          if isinstance(item, h5py.Dataset) else None)
+        index = {f"episodes/{name}" for name in INDEX}
+        offsets = {"episodes/start": len(target["rewards"])}  # rows before the part's
+        for name in names:
+            if name.endswith("/end"):  # a heap's row ends: bytes before the part's
+                offsets[name] = len(target[name[:-len("end")] + "data"])
+        for name in sorted(names, key=lambda name: name in index):  # the index last
+            _append_dataset(target[name], source[name], offsets.get(name, 0))
+            target.flush()
+
+
+def _append_dataset(target: h5py.Dataset, source: h5py.Dataset, offset: int) -> None:
+    rows = len(source)
+    row_bytes = max(1, int(np.prod(source.shape[1:], dtype=np.int64)) * source.dtype.itemsize)
+    window = max(1, WINDOW_BYTES // row_bytes)
+    end = len(target)
+    target.resize(end + rows, axis=0)
+    for first in range(0, rows, window):
+        data = source[first:first + window]
+        target[end + first:end + first + len(data)] = data + offset if offset else data
+
+
 @contextlib.contextmanager
 def _unraisable_ignored() -> Iterator[None]:
     """h5py prints errors of objects being freed (a write that failed on a full disk,

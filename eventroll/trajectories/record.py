@@ -198,6 +198,13 @@ class TrajectoryCollector:
         return self.ended(from_record(record, arrays=False))
 
     @property
+    def state(self) -> list[list]:
+        """The episodes open, as ``[index, steps so far]``, and those being left out (their
+        records ignored until they start again), as plain data."""
+        return [[[index, self._open[index].length] for index in sorted(self._open)],
+                sorted(self._damaged)]
+
+    @property
     def in_flight(self) -> list[int]:
         """Episodes started and not yet ended."""
         return sorted(self._open)

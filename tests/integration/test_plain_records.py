@@ -89,6 +89,18 @@ def datasets(path: str) -> dict[str, Any]:
     return found
 
 
+def assert_same_datasets(found: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Two files' :func:`datasets` hold the same names, values and attributes."""
+    assert found.keys() == expected.keys()
+    for name, value in expected.items():
+        if isinstance(value, dict):
+            assert found[name].keys() == value.keys(), name
+            for key in value:
+                assert np.array_equal(found[name][key], value[key]), (name, key)
+        else:
+            assert np.array_equal(found[name], value), name
+
+
 def assert_same_artifacts(log: str, tmp_path: Any, **options: Any) -> tuple[dict, dict, dict]:
     """The datasets, statistics and reports built from plain records, checked equal to
     those built from typed events."""
@@ -96,14 +108,7 @@ def assert_same_artifacts(log: str, tmp_path: Any, **options: Any) -> tuple[dict
     (tmp_path / "typed").mkdir()
     plain = build(log, tmp_path / "plain", True, **options)
     typed = build(log, tmp_path / "typed", False, **options)
-    assert plain[0].keys() == typed[0].keys()
-    for name, value in typed[0].items():
-        if isinstance(value, dict):
-            assert plain[0][name].keys() == value.keys(), name
-            for key in value:
-                assert np.array_equal(plain[0][name][key], value[key]), (name, key)
-        else:
-            assert np.array_equal(plain[0][name], value), name
+    assert_same_datasets(plain[0], typed[0])
     assert plain[1] == typed[1]
     assert plain[2] == typed[2]
     return plain

@@ -120,3 +120,25 @@ def test_columns_of_nested_spaces_join_step_by_step(columns, joined):
         return np.array_equal(np.asarray(a), np.asarray(b))
 
     assert same(concat(columns), joined)
+
+
+def test_index_sets_joined_and_compared_through_msgpack():
+    """Two index sets of different sizes: disjoint or not, their union, and each read back
+    from its plain form."""
+    from eventroll import codec
+    from eventroll.stream import IndexSet
+
+    small, large, other = IndexSet(), IndexSet(), IndexSet()
+    for index in (3, 64, -2):
+        small.add(index)
+    for index in (4, 5000, 2**40):
+        large.add(index)
+    other.add(5000)
+    small, large = (IndexSet.from_portable(codec.decode(codec.encode(s.portable())))
+                    for s in (small, large))
+    assert small.isdisjoint(large) and large.isdisjoint(small)
+    assert not large.isdisjoint(other) and not other.isdisjoint(large)
+    small.update(large)
+    assert all(i in small for i in (3, 64, -2, 4, 5000, 2**40))
+    assert not any(i in small for i in (0, 5, 4999, -3))
+    assert not small.isdisjoint(other)

@@ -279,6 +279,25 @@ class TestValueCounts:
             summaries.append(to_json({"s": summarize(ordered[:-1])}))
         assert len(set(summaries)) == 1
 
+    @pytest.mark.parametrize("sizes", [(5, 9), (ValueCounts.DISTINCT_LIMIT + 3, 9),
+                                       (9, ValueCounts.DISTINCT_LIMIT + 3), (3000, 3000)])
+    def test_joined_through_msgpack_as_if_added_to_one(self, sizes):
+        """Values added to two (either of them, both or neither spilled to an array, or
+        the join spilling them) give, joined, the values of one that took them all."""
+        from eventroll import codec
+
+        rng = random.Random(sum(sizes))
+        parts = [[rng.randrange(10_000) * 0.5 for _ in range(size)] + [-0.0, math.nan]
+                 for size in sizes]
+        one, first, later = (ValueCounts(np.float64) for _ in range(3))
+        for counts, values in ((first, parts[0]), (later, parts[1])):
+            for value in values:
+                counts.add(value)
+                one.add(value)
+        first.join(codec.decode(codec.encode(later.portable())))
+        np.testing.assert_array_equal(first.sorted(), one.sorted())
+        assert len(first) == len(one) == sum(sizes) + 4
+
     def test_few_distinct_values_keep_memory_flat(self):
         """A million CartPole-like lengths (500 distinct) take no more memory than the first
         20,000 (in an array they would take 8 MB)."""
