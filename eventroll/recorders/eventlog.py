@@ -92,11 +92,12 @@ class EventLogReader:
         """Yield each event record as a decoded map, from the start of the file, or from
         ``start`` (the offset of a record: :func:`record_starts`) with the header checked
         first; with ``stop``, up to the first record that begins at or after it."""
-        self.header, self._consumed = {}, start
+        self.header = {}
         with open(self.path, "rb") as file:
             if start:
                 self.header = self._check_header(next(self._unpack(self._head(file), 0), None))
                 file.seek(start)
+            self._consumed = start  # where the next record begins
             yield from self._complete_records(
                 file, codec.stream_unpacker(arrays=self._arrays), start, stop)
             self.truncated_bytes = file.tell() - self._consumed if stop is None else 0

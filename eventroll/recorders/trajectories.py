@@ -65,7 +65,7 @@ class TrajectoryRecorder:
             pass
 
     @property
-    def state(self) -> list[list[int]]:
+    def state(self) -> list[list]:
         """The episodes open (each with its length so far) and those being left out, as
         plain data: two recorders whose states are equal take what follows alike."""
         return self._collector.state

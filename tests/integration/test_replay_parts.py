@@ -187,7 +187,7 @@ class TestReadingARange:
         size = os.path.getsize(log)
         assert record_starts(log, [0, offsets[3], offsets[3] + 1, size]) == \
             [offsets[0], offsets[3], offsets[4], size]
-        for first, last in ((0, 10), (5, 17), (100, len(every))):
+        for first, last in ((0, 10), (5, 17), (6, 6), (100, len(every))):
             stop = offsets[last] if last < len(every) else None
             got = list(EventLogReader(log, arrays=False).records(offsets[first], stop))
             assert got == every[first:last]
