@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eventroll.errors import CodecError
 from eventroll.forked import ChildFailed, ForkedCall
 from eventroll.recorders.base import RecorderSpec, fed
 from eventroll.recorders.eventlog import EventLogReader, read_events, record_starts
@@ -106,11 +107,15 @@ def replay_in_parts(log: str, specs: Sequence[RecorderSpec], parts: int,
 
 def _ranges(log: str, parts: int, window: int, path: str) -> list[Part] | None:
     """The log cut into ``parts`` ranges of about equal size, each cut at a record, and the
-    records from ``window`` bytes before each cut; None if it has too few records for that."""
+    records from ``window`` bytes before each cut; None if it has too few records for that,
+    or cannot be stepped through to a cut."""
     size = os.path.getsize(log)
     cuts = [size * index // parts for index in range(1, parts)]
     targets = sorted({offset for cut in cuts for offset in (max(cut - window, 0), cut)})
-    found = dict(zip(targets, record_starts(log, targets)))
+    try:
+        found = dict(zip(targets, record_starts(log, targets)))
+    except CodecError:  # damaged before a cut: one replay says where, in its words
+        return None
     starts = [0] + [found[cut] for cut in cuts]
     if any(later <= earlier for earlier, later in zip(starts, starts[1:])) or starts[-1] >= size:
         return None

@@ -158,12 +158,15 @@ class TestOddLogs:
         assert "an episode.end for an episode that had ended: left out" in \
             json.loads((tmp_path / "whole/stats.json").read_text())["problems"]
 
-    def test_a_malformed_record_fails_as_one_replay_fails(self, cartpole_run, tmp_path):
-        """A byte flipped in the second half: the same one-line error at the same offset."""
+    @pytest.mark.parametrize("where", [1, 3])
+    def test_a_malformed_record_fails_as_one_replay_fails(self, cartpole_run, tmp_path, where):
+        """A record's first byte made one msgpack never uses, in the first quarter (before
+        the cut, which the cutting steps through) or the last: the same one-line error at
+        the same offset."""
         log = os.path.join(cartpole_run, "events.msgpack")
-        offset = record_starts(log, [os.path.getsize(log) * 3 // 4])[0]
+        offset = record_starts(log, [os.path.getsize(log) * where // 4])[0]
         data = bytearray(open(log, "rb").read())
-        data[offset] = 0xC1  # never used in msgpack
+        data[offset] = 0xC1
         run_dir = tmp_path / "run"
         run_dir.mkdir()
         (run_dir / "events.msgpack").write_bytes(bytes(data))
