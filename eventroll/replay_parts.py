@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,9 +66,11 @@ def replayed(members: Sequence[Any], log: str, start: int = 0,
 
 
 def default_parts(log: str) -> int:
-    """As many parts as this process may use cores (at most :data:`MAX_PARTS`), one for a
-    log smaller than :data:`MIN_BYTES`."""
-    if os.path.getsize(log) < MIN_BYTES or not hasattr(os, "sched_getaffinity"):
+    """As many parts as this process may use cores (at most :data:`MAX_PARTS`); one for a
+    log smaller than :data:`MIN_BYTES`, and in a process that runs threads (a thread may
+    hold a lock that a forked child would wait for forever)."""
+    if (os.path.getsize(log) < MIN_BYTES or not hasattr(os, "sched_getaffinity")
+            or threading.active_count() > 1):
         return 1
     return min(len(os.sched_getaffinity(0)), MAX_PARTS)
 

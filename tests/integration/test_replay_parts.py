@@ -231,3 +231,27 @@ def test_statistics_joined_at_every_cut(killed_run):
         assert joined.join(codec.decode(codec.encode(first.portable())))
         assert joined.join(codec.decode(codec.encode(later.portable())))
         assert joined.result() == whole.result(), cut
+
+
+def test_parts_by_default(tmp_path):
+    """One a core for a log of MIN_BYTES or more, in a process without threads; one
+    otherwise (a forked child could wait forever for a lock another thread held)."""
+    import threading
+
+    from eventroll.replay_parts import MAX_PARTS, MIN_BYTES, default_parts
+
+    small, large = tmp_path / "small.msgpack", tmp_path / "large.msgpack"
+    small.write_bytes(b"\x80")
+    with open(large, "wb") as file:
+        file.truncate(MIN_BYTES)
+    cores = min(len(os.sched_getaffinity(0)), MAX_PARTS)
+    assert default_parts(str(small)) == 1
+    assert default_parts(str(large)) == (cores if threading.active_count() == 1 else 1)
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, args=(30,))
+    thread.start()
+    try:
+        assert default_parts(str(large)) == 1
+    finally:
+        stop.set()
+        thread.join(5)
