@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,12 +20,14 @@ class ForkedCall:
     """``function()``, a map of plain data, computed in a child forked at once: the caller
     forks before it makes any thread, socket or file the child would share, and the child
     makes its own. :meth:`answer` reads the map back (an exception in the child comes as
-    ``{"error": one line}``). :attr:`pid` is the child's; without ``os.fork`` it is 0, and
+    ``{"error": one line}``); the child ignores SIGINT, which is the caller's to act on
+    (:meth:`stop`). :attr:`pid` is the child's; without ``os.fork`` it is 0, and
     :meth:`answer` calls ``function`` itself."""
 
     def __init__(self, function: Callable[[], dict[str, Any]], name: str) -> None:
         self._function = function
         self.pid = 0
+        self._read = -1  # the pipe's end the answer comes through, until it is read
         if hasattr(os, "fork"):
             self._read, write = os.pipe()
             self.pid = os.fork()
@@ -38,6 +41,7 @@ class ForkedCall:
         from eventroll.files import name_process
 
         try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to act on
             name_process(name)
             answer = _called(self._function)
             with os.fdopen(write, "wb") as pipe:
@@ -68,6 +72,9 @@ class ForkedCall:
 
     def stop(self) -> None:
         """Kill the child if it still runs, and reap it (its answer not wanted, or read)."""
+        if self._read >= 0:  # never read: the pipe is closed here
+            os.close(self._read)
+            self._read = -1
         try:
             if self.pid and os.waitpid(self.pid, os.WNOHANG) == (0, 0):
                 os.kill(self.pid, 9)
@@ -77,7 +84,8 @@ class ForkedCall:
 
     def _receive(self, timeout: float) -> bytes | None:
         chunks, deadline = [], time.monotonic() + timeout
-        with os.fdopen(self._read, "rb", buffering=0) as pipe:
+        read, self._read = self._read, -1
+        with os.fdopen(read, "rb", buffering=0) as pipe:
             while (remaining := deadline - time.monotonic()) > 0:
                 if not select.select([pipe], [], [], remaining)[0]:
                     break

@@ -92,17 +92,18 @@ def replay_in_parts(log: str, specs: Sequence[RecorderSpec], parts: int,
     timeout = 60.0 + SECONDS_PER_MB * os.path.getsize(log) / 1e6
     calls = [ForkedCall(functools.partial(_replay_part, log, trajectories, stats, part),
                         f"er-replay-{index}") for index, part in enumerate(ranges)]
-    answers = []
+    answers: list[dict[str, Any]] = []
+    joined = None
     try:
         for call in calls:
             with contextlib.suppress(ChildFailed):
                 answers.append(call.answer(timeout))
-    finally:  # every child is reaped, whatever became of the others (or of this process)
+        if len(answers) == len(ranges):
+            joined = _joined(answers, ranges, trajectories, stats)
+    finally:  # every child is reaped and every part's file removed, whatever happened
         for call in calls:
             call.stop()
-    joined = _joined(answers, ranges, trajectories, stats) if len(answers) == len(ranges) else None
-    if joined is None:
-        for part in ranges:
+        for part in ranges[1:] if joined is not None else ranges:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(part.path)
     return joined
@@ -163,7 +164,6 @@ def _joined(answers: list[dict[str, Any]], ranges: list[Part], trajectories: Rec
         return None
     for part in ranges[1:]:
         append_file(ranges[0].path, part.path)
-        os.remove(part.path)
     closed = functools.reduce(join, [answer["trajectories"] for answer in answers])
     recorder = stats.factory(**stats.kwargs)
     recorder.aggregator = aggregator

@@ -76,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         return _error(command, f"{exc} (see `eventroll {command} --help`)")
     except (EventrollError, OSError) as exc:  # bad input, named by the message
         return _error(command, str(exc))
+    except KeyboardInterrupt:  # Ctrl-C in a command that reads recordings
+        print(f"eventroll {command}: interrupted; what it wrote so far may be incomplete",
+              file=sys.stderr)
+        return 130
     finally:
         # what is left is garbage at exit: spare the interpreter's last collections a
         # traversal of every object (about 0.1 s after a run)

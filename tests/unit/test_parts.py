@@ -324,3 +324,23 @@ class TestForkedCall:
         for call in calls:
             with pytest.raises(ChildProcessError):
                 os.waitpid(call.pid, os.WNOHANG)
+
+    def test_the_child_leaves_ctrl_c_to_its_caller(self):
+        """SIGINT (a Ctrl-C reaches the whole process group) does not stop the child: the
+        caller decides, and stop() kills and reaps it."""
+        import signal
+        import time
+
+        from eventroll.forked import ForkedCall
+
+        finishing = ForkedCall(lambda: time.sleep(0.5) or {"done": True}, "er-test")
+        stopped = ForkedCall(lambda: time.sleep(30) or {}, "er-test")
+        time.sleep(0.2)
+        for call in (finishing, stopped):
+            os.kill(call.pid, signal.SIGINT)
+        assert finishing.answer(30) == {"done": True}
+        started = time.monotonic()
+        stopped.stop()
+        assert time.monotonic() - started < 5
+        with pytest.raises(ChildProcessError):
+            os.waitpid(stopped.pid, os.WNOHANG)
