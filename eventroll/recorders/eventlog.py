@@ -200,9 +200,10 @@ def event_log_path(path: str | os.PathLike[str]) -> str:
 
 
 def record_starts(path: str | os.PathLike[str], offsets: Sequence[int]) -> list[int]:
-    """For each of ``offsets`` (ascending), where the first record that begins at or after
-    it begins (the file's size if none does), found by stepping over records without
-    decoding them; :class:`CodecError` if the log is malformed before the last."""
+    """For each of ``offsets`` (ascending), where the first event record that begins at or
+    after it begins (where the whole records end, if none does: the file's size but for a
+    truncated tail), found by stepping over records without decoding them;
+    :class:`CodecError` if the log is malformed before the last."""
     starts: list[int] = []
     unpacker, position = codec.stream_unpacker(arrays=False), 0
     with open(path, "rb") as file:
