@@ -190,11 +190,17 @@ def _listened_on(directory: str) -> bool:
 
 
 def process_exists(pid: int) -> bool:
-    """Whether process ``pid`` is there (another user's too)."""
+    """Whether process ``pid`` is there (another user's too) and has not ended: a process
+    that ended and that its parent has not reaped yet (a zombie) is not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True  # another user's
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            return file.read().rpartition(b")")[2].split()[:1] != [b"Z"]
+    except OSError:  # the process went meanwhile, or this system has no /proc
+        return not os.path.isdir("/proc")
+

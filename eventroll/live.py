@@ -76,7 +76,7 @@ def subscribe(source: str | os.PathLike[str], kinds: Collection[str] | None = No
     ``source`` is a run directory (or an event log in one); while the run is live the
     events go on until its ``run.end``, or until its driver is gone. ``kinds``
     keeps only those kinds. ``from_start=False`` skips what was recorded before
-    the call. ``follow=False`` stops at the end of what is recorded now.
+    the call (of a run that has ended, then, nothing comes). ``follow=False`` stops at the end of what is recorded now.
     ``arrays=False`` leaves numpy values out (None), which reads a log about four
     times faster, for summaries that need no observations.
 
@@ -150,6 +150,8 @@ def _stream(tail: EventLogReader | None, endpoint: str | None, running: Any, fro
     heard = time.monotonic()
     try:
         next_seq = 0 if from_start else _recorded_end(tail)
+        if next_seq is None:  # only new events asked for, and the log holds run.end
+            return
         while True:
             was_running = running()  # before reading: then the read holds all it wrote
             for event in _from_log(tail, next_seq, arrays):
@@ -176,12 +178,15 @@ def _stream(tail: EventLogReader | None, endpoint: str | None, running: Any, fro
             live.close()
 
 
-def _recorded_end(tail: EventLogReader | None) -> int:
-    """One past the last seq recorded so far (-1: none; take the first live message)."""
+def _recorded_end(tail: EventLogReader | None) -> int | None:
+    """One past the last seq recorded so far (-1: none; take the first live message); None
+    if the log holds the run's end (no event is new)."""
     last = -1
     for record in tail.appended() if tail is not None else ():
         if isinstance(record.get("seq"), int):
             last = record["seq"]
+        if record.get("kind") == "run.end":
+            return None
     return last + 1 if last >= 0 else -1
 
 

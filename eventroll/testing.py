@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import Any
 
 import gymnasium as gym
@@ -158,3 +159,22 @@ class LogitsPolicy:
         logits = np.zeros(self._n, dtype=np.float32)
         logits[action] = 1.0
         return action, logits
+
+
+class PacedPolicy:
+    """A seeded random policy over a Discrete action space that pauses ``pause`` seconds at
+    the start of each episode: a run that lasts about as long on any machine (tests that
+    attach to a live run need it to be live for a while)."""
+
+    def __init__(self, action_space: spaces.Discrete, pause: float = 0.001, **_: Any) -> None:
+        self._n, self._pause = int(action_space.n), float(pause)
+        self._rng = np.random.default_rng()
+
+    def seed(self, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
+
+    def reset(self) -> None:
+        time.sleep(self._pause)
+
+    def compute_action(self, observation: Any, *, deterministic: bool = False) -> Any:
+        return int(self._rng.integers(self._n))

@@ -301,6 +301,7 @@ def test_tail_follows_a_run_over_curve(tmp_path):
                              "--client-key", str(tmp_path / "clients/alice.key_secret")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run = subprocess.run([*cli, "run", "runner.n_episodes=2000", f"live.listen=tcp://0.0.0.0:{port}",
+                          "policy.name=eventroll.testing:PacedPolicy",  # live for a second
                           f"live.server_key={tmp_path / 'server/run.key_secret'}",
                           f"live.authorized_keys={tmp_path / 'clients'}",
                           f"hydra.run.dir={tmp_path / 'run'}"],

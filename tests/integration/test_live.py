@@ -19,6 +19,10 @@ from eventroll.errors import EventrollError
 from eventroll.live import BUS_FILE, read_bus_info, subscribe
 
 SEEDS = ["seeding.env_base_seed=1", "seeding.agent_base_seed=2"]
+# a pause of 1 ms an episode: the runs these tests attach to stay live for seconds on any
+# machine (6,000 CartPole episodes took under a second on a fast one, and a subscriber
+# attached 0.5 s in found the run over)
+PACED = "policy.name=eventroll.testing:PacedPolicy"
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -30,7 +34,7 @@ def start_run(run_dir, episodes: int, *overrides: str) -> subprocess.Popen:
     """An `eventroll run` in the background; returns once it is live (bus.json written)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "eventroll.cli", "run", f"runner.n_episodes={episodes}",
-         f"hydra.run.dir={run_dir}", *SEEDS, *overrides],
+         f"hydra.run.dir={run_dir}", *SEEDS, PACED, *overrides],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while read_bus_info(str(run_dir)) is None:
@@ -121,6 +125,22 @@ class TestSubscribe:
         assert [e.seq for e in new] == list(range(new[0].seq, new[-1].seq + 1))
         with pytest.raises(EventrollError, match="no word from the hub"):
             list(subscribe(endpoint))  # the run is over: nothing speaks there any more
+
+    def test_only_new_events_of_an_ended_run_whose_driver_lingers(self, finished_run, tmp_path):
+        """from_start=False on a run whose log holds run.end gives nothing, at once, even
+        while bus.json names a driver that is still there and a hub that says nothing (a
+        driver ended but not yet reaped by its parent: the subscriber waited forever)."""
+        import shutil
+
+        run_dir = tmp_path / "run"
+        shutil.copytree(finished_run, run_dir)
+        (run_dir / BUS_FILE).write_text(json.dumps(
+            {"live": f"ipc://{tmp_path}/nobody", "pid": os.getpid(), "run_id": "x"}))
+        script = ("import sys\nfrom eventroll.live import subscribe\n"
+                  "print(len(list(subscribe(sys.argv[1], from_start=False))))")
+        done = subprocess.run([sys.executable, "-c", script, str(run_dir)],
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0 and done.stdout.strip() == "0", done.stderr
 
     def test_live_endpoint_while_running(self, tmp_path):
         """Subscribing to the hub's live endpoint yields consecutive events up to run.end."""

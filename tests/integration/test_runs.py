@@ -181,6 +181,7 @@ def test_the_processes_of_a_run_are_named_after_their_roles(tmp_path):
 
     process = subprocess.Popen(
         [sys.executable, "-m", "eventroll.cli", "run", "runner.n_episodes=3000",
+         "policy.name=eventroll.testing:PacedPolicy",  # live for seconds on any machine
          f"hydra.run.dir={tmp_path / 'run'}"], stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
     roles = {"er-hub", "er-eventlog", "er-trajectories", "er-worker-0", "er-worker-1"}

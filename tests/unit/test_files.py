@@ -117,3 +117,24 @@ def test_a_new_socket_directory_names_its_driver_and_clears_stale_ones(tmp_path)
     assert os.path.basename(fresh).startswith(f"eventroll-{os.getpid()}-")
     assert os.listdir(tmp_path) == [os.path.basename(fresh)]
     assert oct(os.stat(fresh).st_mode & 0o777) == "0o700"
+
+
+def test_a_process_that_ended_unreaped_does_not_exist():
+    """A zombie (ended, its parent has not reaped it) is not a live process: a run whose
+    driver is one is over."""
+    import time
+
+    from eventroll.files import process_exists
+
+    assert process_exists(os.getpid())
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    try:
+        deadline = time.monotonic() + 10
+        while process_exists(pid):
+            assert time.monotonic() < deadline, "an ended child still counts as a process"
+            time.sleep(0.01)
+    finally:
+        os.waitpid(pid, 0)
+    assert not process_exists(pid)
