@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from eventroll import ParallelRunner, codec
+from eventroll import ParallelRunner, SequentialRunner, codec
 from eventroll.errors import CodecError
 from eventroll.recorders.eventlog import EventLogReader, record_starts
 from eventroll.recording import RecordingOptions, recorder_specs, replay_run
@@ -103,7 +103,7 @@ class TestSameAsOneReplay:
         log = os.path.join(killed_run, "events.msgpack")
         expected = replay_run(killed_run, str(tmp_path / "whole"), parts=1)
         joined = 0
-        for window in (0, 600, 4000):
+        for window in (0, 600, 4000, 1 << 20):  # the last holds the whole log: they join
             out = str(tmp_path / f"window{window}")
             result = replay_in_parts(log, specs_for(killed_run, out), 6, window=window)
             if result is None:
@@ -114,13 +114,19 @@ class TestSameAsOneReplay:
             assert same_reports(result, out) == same_reports(expected, str(tmp_path / "whole"))
         assert joined >= 1
 
-    def test_an_episode_open_before_the_window_steps_aside(self, cartpole_run, tmp_path):
-        """Without a window, the later parts cannot know the episodes open at their start:
-        the parts disagree on them, and the log is left to a whole replay."""
+    def test_an_episode_open_before_the_window_steps_aside(self, tmp_path):
+        """Three episodes of 3,000 steps, one after the other: the middle one is open at
+        the cut. Without a window the later part cannot know it, the parts disagree, and
+        the log is left to a whole replay; with one, they join."""
+        run_dir = str(tmp_path / "run")
+        SequentialRunner(n_episodes=3, console=None, env_base_seed=1, agent_base_seed=2).run_with(
+            {"name": "eventroll.testing:failing_env", "length": 3000}, run_dir=run_dir)
+        log = os.path.join(run_dir, "events.msgpack")
         out = str(tmp_path / "out")
-        log = os.path.join(cartpole_run, "events.msgpack")
-        assert replay_in_parts(log, specs_for(cartpole_run, out), 2, window=0) is None
+        assert replay_in_parts(log, specs_for(run_dir, out), 2, window=0) is None
         assert os.listdir(out) == []
+        assert replay_in_parts(log, specs_for(run_dir, out), 2)["parts"] == 2
+        assert_same(artifacts(out), artifacts(run_dir))
 
     def test_custom_statistics_and_the_minari_layout_are_replayed_whole(self, cartpole_run,
                                                                         tmp_path):
