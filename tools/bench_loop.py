@@ -14,7 +14,10 @@ step and the ratio to the plain loop:
   Discrete actions with :class:`random.Random`);
 * ``run_episode, Python ints``: random.Random draws given as Python ints (what
   ``RandomPolicy`` gave before it gave numpy scalars, which Gymnasium 1.x's
-  ``Discrete.contains`` checks faster).
+  ``Discrete.contains`` checks faster);
+* ``run_episode, events encoded``: the built-in policy with the worker's sink
+  (``BusSink``), its events stamped and encoded by ``Publisher.add`` as a worker's are,
+  each message dropped where a worker sends it: the loop's cost of making its events.
 
     python tools/bench_loop.py --steps 200000 --repeats 5
 """
@@ -22,15 +25,18 @@ step and the ratio to the plain loop:
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 
+from eventroll.bus import Publisher
 from eventroll.policies import RandomPolicy
-from eventroll.runners.loop import NullSink, run_episode
+from eventroll.runners.loop import BusSink, NullSink, run_episode
 
 
 class SpaceSamplingPolicy:
@@ -75,10 +81,26 @@ def plain_loop(steps: int) -> float:
     return (time.perf_counter() - started) / done_steps * 1e6
 
 
-def eventroll_loop(policy_class: type) -> Callable[[int], float]:
+class UnsentPublisher(Publisher):
+    """A :class:`Publisher` without a socket: ``add`` stamps and encodes as a worker's
+    does; ``flush`` drops what a worker would send."""
+
+    def __init__(self) -> None:  # Publisher's own would connect a socket
+        self.worker, self._first_wseq, self._next_wseq = 0, 0, 0
+        self.flush()
+
+    def flush(self, *, end: bool = False, ack: bool = False) -> None:
+        self._first_wseq = self._next_wseq
+        self._records, self._ended = [], []
+        self._steps = self._aborted = self._bytes = 0
+        self.last_flush = time.monotonic()
+
+
+def eventroll_loop(policy_class: type, sink_class: Callable[[], Any] = NullSink
+                   ) -> Callable[[int], float]:
     def run(steps: int) -> float:
         env = gym.make("CartPole-v1")
-        policy, sink = policy_class(env.action_space), NullSink()
+        policy, sink = policy_class(env.action_space), sink_class()
         done_steps = episode = 0
         started = time.perf_counter()
         while done_steps < steps:
@@ -94,6 +116,8 @@ CASES: dict[str, Callable[[int], float]] = {
     "run_episode, RandomPolicy": eventroll_loop(RandomPolicy),
     "run_episode, space.sample()": eventroll_loop(SpaceSamplingPolicy),
     "run_episode, Python ints": eventroll_loop(PythonIntPolicy),
+    "run_episode, events encoded": eventroll_loop(
+        RandomPolicy, lambda: BusSink(UnsentPublisher(), pid=os.getpid())),
 }
 
 

@@ -50,6 +50,23 @@ class TestBenchSuite:
         assert os.listdir(tmp_path) == ["suite.json"]   # every run directory removed
 
 
+class TestBenchLoop:
+    def test_prints_each_loop(self):
+        """tools/bench_loop.py at a tiny size exits 0 and prints microseconds a step for
+        the plain loop and each of eventroll's, the one that encodes its events too."""
+        proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_loop.py"),
+                               "--steps", "500", "--repeats", "1"], cwd=ROOT,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        rows = {line[:30].strip(): float(line[30:].split()[0])
+                for line in proc.stdout.splitlines()[1:]}
+        assert list(rows) == ["plain loop", "run_episode, RandomPolicy",
+                              "run_episode, space.sample()", "run_episode, Python ints",
+                              "run_episode, events encoded"]
+        assert all(value > 0 for value in rows.values())
+
+
 class TestBenchWakeups:
     def test_prints_each_way_of_waiting(self):
         """tools/bench_wakeups.py at a tiny size exits 0 and prints a row of CPU µs for each
