@@ -4,8 +4,8 @@ trajectory file and the statistics by a process of its own, the parts joined aft
 A part takes the episodes that end in its range, so its file holds them in the order
 one replay writes them, and the files are appended one to the next. An episode open
 where a part begins started before it: the part first reads the records of a window
-before its start (:data:`WINDOW_BYTES`) without writing anything (``prime``), which
-brings such episodes up to date. The statistics of each part are joined
+before its start without writing anything (``prime``), which brings such episodes up to
+date; how much, the log's first records tell (:func:`sampled_window`). The statistics of each part are joined
 (:meth:`eventroll.stats.StatsAggregator.join`).
 
 The result is what one replay of the whole log gives, or the log is replayed whole
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eventroll.errors import CodecError
+from eventroll.errors import CodecError, EventError
 from eventroll.forked import ChildFailed, ForkedCall
 from eventroll.recorders.base import RecorderSpec, fed
 from eventroll.recorders.eventlog import EventLogReader, read_events, record_starts
@@ -34,7 +34,8 @@ from eventroll.stats import StatsAggregator
 from eventroll.trajectories.flat import append_file
 
 MIN_BYTES = 8 << 20  # a smaller log is replayed whole (about 150,000 CartPole steps)
-WINDOW_BYTES = 2 << 20  # read before a part's start: episodes open there began within it
+WINDOW_BYTES = 2 << 20  # read before a part's start at least: episodes open there began within it
+SAMPLE_BYTES = 2 << 20  # the start of the log read to see how far an episode's records spread
 MAX_PARTS = 8
 SECONDS_PER_MB = 1.0  # a part's time limit: 60 s and this for each MB of the log (~50x slack)
 
@@ -76,17 +77,19 @@ def default_parts(log: str) -> int:
 
 
 def replay_in_parts(log: str, specs: Sequence[RecorderSpec], parts: int,
-                    window: int = WINDOW_BYTES) -> dict[str, Any] | None:
+                    window: int | None = None) -> dict[str, Any] | None:
     """Replay ``log`` into the artifacts of ``specs`` (a flat trajectory file and the
-    statistics) in ``parts`` processes, each primed with ``window`` bytes of records: their
-    reports, the records and steps read; None, with nothing written, if it is to be
-    replayed whole (see the module's description)."""
+    statistics) in ``parts`` processes, each primed with ``window`` bytes of records (None:
+    as :func:`sampled_window` finds); their reports, the records and steps read. None, with
+    nothing written, if it is to be replayed whole (see the module's description)."""
     by_name = {spec.name: spec for spec in specs}
     trajectories, stats = by_name.get("trajectories"), by_name.get("stats")
     if (parts < 2 or not hasattr(os, "fork") or set(by_name) != {"trajectories", "stats"}
             or trajectories.kwargs["layout"] != "flat" or stats.kwargs["specs"]):
         return None
-    ranges = _ranges(log, parts, window, trajectories.kwargs["path"])
+    if window is None:
+        window = sampled_window(log)
+    ranges = None if window is None else _ranges(log, parts, window, trajectories.kwargs["path"])
     if ranges is None:
         return None
     timeout = 60.0 + SECONDS_PER_MB * os.path.getsize(log) / 1e6
@@ -107,6 +110,35 @@ def replay_in_parts(log: str, specs: Sequence[RecorderSpec], parts: int,
             with contextlib.suppress(FileNotFoundError):
                 os.remove(part.path)
     return joined
+
+
+def sampled_window(log: str, sample: int = SAMPLE_BYTES) -> int | None:
+    """The bytes of records a part reads before its start, from the log's first ``sample``
+    bytes: four times the farthest apart an episode's first and last records
+    lay there, at least :data:`WINDOW_BYTES`. None where the parts would not join, which is
+    cheaper to know now: an episode that began in the sample's first half has not ended at
+    its end (long episodes of large observations), or the sample cannot be read."""
+    reader = EventLogReader(log, arrays=False)
+    records = reader.records()
+    begun: dict[Any, int] = {}
+    widest = previous = 0  # previous: where the record just read began
+    try:
+        for record in records:
+            kind, episode = record.get("kind"), record.get("episode")
+            if kind == "episode.start":
+                begun[episode] = previous
+            elif kind == "episode.end" and episode in begun:
+                widest = max(widest, reader.position - begun.pop(episode))
+            previous = reader.position
+            if previous >= sample:
+                break
+    except (CodecError, EventError, AttributeError, TypeError):  # damaged: one replay says where
+        return None
+    finally:
+        records.close()
+    if any(began < previous / 2 for began in begun.values()):
+        return None
+    return max(WINDOW_BYTES, 4 * widest)
 
 
 def _ranges(log: str, parts: int, window: int, path: str) -> list[Part] | None:

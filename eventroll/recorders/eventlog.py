@@ -104,6 +104,11 @@ class EventLogReader:
         if not self.header:
             raise CodecError(f"{self.path}: empty or truncated before the end of its header")
 
+    @property
+    def position(self) -> int:
+        """Where the record after the last one read begins in the file."""
+        return self._consumed
+
     def appended(self) -> Iterator[dict[str, Any]]:
         """Yield the records written since the last call (the first: since the start), read
         as they are taken (memory stays what a chunk holds, however long the log); a record

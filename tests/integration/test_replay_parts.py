@@ -128,6 +128,21 @@ class TestSameAsOneReplay:
         assert replay_in_parts(log, specs_for(run_dir, out), 2)["parts"] == 2
         assert_same(artifacts(out), artifacts(run_dir))
 
+    def test_the_window_from_the_log_s_first_records(self, cartpole_run, tmp_path):
+        """Episodes that end within the sample: a window of four times their widest spread,
+        2 MiB at least. An episode that began in the sample's first half and is still open
+        at its end (long episodes of large observations, whose parts would not join): no
+        window, and no parts."""
+        from eventroll.replay_parts import WINDOW_BYTES, sampled_window
+
+        assert sampled_window(os.path.join(cartpole_run, "events.msgpack")) == WINDOW_BYTES
+        run_dir = str(tmp_path / "run")
+        SequentialRunner(n_episodes=2, console=None, env_base_seed=1, agent_base_seed=2).run_with(
+            {"name": "eventroll.testing:failing_env", "length": 3000}, run_dir=run_dir)
+        log = os.path.join(run_dir, "events.msgpack")
+        assert sampled_window(log) == WINDOW_BYTES  # the whole log: both episodes ended
+        assert sampled_window(log, sample=os.path.getsize(log) // 4) is None
+
     def test_custom_statistics_and_the_minari_layout_are_replayed_whole(self, cartpole_run,
                                                                         tmp_path):
         log = os.path.join(cartpole_run, "events.msgpack")
