@@ -189,12 +189,15 @@ class Publisher:
         self._ctx = zmq.Context()
         self._sock = _socket(self._ctx, zmq.DEALER, SNDHWM=SOURCE_HWM)
         self._sock.connect(endpoint)
+        self._next_wseq = first_wseq
+        self._new_message()
+
+    def _new_message(self) -> None:
+        """Start the next message empty: it begins at the next wseq."""
+        self._first_wseq = self._next_wseq
         self._records: list[bytes] = []
-        self._first_wseq = self._next_wseq = first_wseq
-        self._steps = 0
         self._ended: list[int] = []  # episodes whose episode.end is pending
-        self._aborted = 0
-        self._bytes = 0
+        self._steps = self._aborted = self._bytes = 0
         self.last_flush = time.monotonic()
 
     @property
@@ -235,10 +238,7 @@ class Publisher:
                              self._ended, self._aborted)
         _send(self._sock, [header, b"".join(records)] if records else [header],
               self._stall_timeout, f"worker {self.worker} sending to the hub", self._alive)
-        self._first_wseq = self._next_wseq
-        self._records, self._ended = [], []
-        self._steps = self._aborted = self._bytes = 0
-        self.last_flush = time.monotonic()
+        self._new_message()
 
     def sync(self) -> None:
         """Send what is pending and wait until the hub has forwarded it."""

@@ -12,6 +12,12 @@ from eventroll.events import EpisodeEnd, EpisodeLost, EpisodeStart, Event, StepB
 from eventroll.stream import IndexSet
 
 
+def is_text_column(value: Any) -> bool:
+    """Whether ``value`` is a column of Text values: a list of str (a list of anything
+    else is a Tuple space's columns)."""
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
 def concat(columns: list[Any]) -> Any:
     """Concatenate step columns, nested maps/lists of arrays included (one column: itself)."""
     first = columns[0]
@@ -19,10 +25,10 @@ def concat(columns: list[Any]) -> Any:
         return first
     if isinstance(first, dict):
         return {key: concat([c[key] for c in columns]) for key in first}
-    if isinstance(first, list) and not all(isinstance(item, str) for item in first):
-        return [concat([c[i] for c in columns]) for i in range(len(first))]  # a Tuple's
-    if isinstance(first, list):  # Text values
+    if is_text_column(first):
         return [item for c in columns for item in c]
+    if isinstance(first, list):  # a Tuple's columns
+        return [concat([c[i] for c in columns]) for i in range(len(first))]
     return np.concatenate(columns)
 
 

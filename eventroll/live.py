@@ -76,7 +76,8 @@ def subscribe(source: str | os.PathLike[str], kinds: Collection[str] | None = No
     ``source`` is a run directory (or an event log in one); while the run is live the
     events go on until its ``run.end``, or until its driver is gone. ``kinds``
     keeps only those kinds. ``from_start=False`` skips what was recorded before
-    the call (of a run that has ended, then, nothing comes). ``follow=False`` stops at the end of what is recorded now.
+    the call (of a run that has ended, then, nothing comes). ``follow=False``
+    stops at the end of what is recorded now.
     ``arrays=False`` leaves numpy values out (None), which reads a log about four
     times faster, for summaries that need no observations.
 

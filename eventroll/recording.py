@@ -192,8 +192,7 @@ def replay_run(run_dir: str, out_dir: str, *, layout: str = "flat",
     alone, with the recording options the run had (from its ``run.start``); each event
     is decoded once and handed to both recorders. With ``parts`` (default: one a core, for
     a log of 8 MiB or more and a caller without threads), the log is replayed in that many
-    processes
-    (:mod:`eventroll.replay_parts`), with the same result. Returns the recorders'
+    processes (:mod:`eventroll.replay_parts`), with the same result. Returns the recorders'
     reports, with the steps and events read, the parts and the wall time."""
     from eventroll.recorders.eventlog import event_log_path, read_events
     from eventroll.replay_parts import default_parts, replay_in_parts, replayed

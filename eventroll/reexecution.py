@@ -20,7 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 from eventroll.environments import EnvFactory, env_factory
-from eventroll.episodes import Episode, episodes_as_they_end
+from eventroll.episodes import Episode, episodes_as_they_end, is_text_column
 from eventroll.errors import ConfigError, EventrollError, one_line
 from eventroll.events import EpisodeEnd, EpisodeStart, Event, RunStart, StepBatch
 from eventroll.recorders.eventlog import event_log_path, read_events
@@ -126,8 +126,8 @@ def build_env(start: RunStart, render_mode: str | None = None) -> gym.Env:
 def column_rows(column: Any) -> int | None:
     """How many steps a recorded column holds (nested maps and lists of columns: each the
     same), or None if it is no column."""
-    if isinstance(column, list) and all(isinstance(item, str) for item in column):
-        return len(column)  # Text values
+    if is_text_column(column):
+        return len(column)
     if isinstance(column, (dict, list)):  # Dict, Tuple
         rows = {column_rows(item) for item in (column.values() if isinstance(column, dict)
                                                else column)}

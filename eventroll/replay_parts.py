@@ -30,7 +30,6 @@ from eventroll.forked import ChildFailed, ForkedCall
 from eventroll.recorders.base import RecorderSpec, fed
 from eventroll.recorders.eventlog import EventLogReader, read_events, record_starts
 from eventroll.recorders.trajectories import join, report
-from eventroll.stats import StatsAggregator
 from eventroll.trajectories.flat import append_file
 
 MIN_BYTES = 8 << 20  # a smaller log is replayed whole (about 150,000 CartPole steps)
@@ -191,14 +190,12 @@ def _joined(answers: list[dict[str, Any]], ranges: list[Part], trajectories: Rec
     if any("error" in answer for answer in answers) or any(
             earlier["state"] != later["primed"] for earlier, later in zip(answers, answers[1:])):
         return None
-    aggregator = StatsAggregator()
-    if not all(aggregator.join(answer["stats"]) for answer in answers):
+    recorder = stats.factory(**stats.kwargs)
+    if not all(recorder.aggregator.join(answer["stats"]) for answer in answers):
         return None
     for part in ranges[1:]:
         append_file(ranges[0].path, part.path)
     closed = functools.reduce(join, [answer["trajectories"] for answer in answers])
-    recorder = stats.factory(**stats.kwargs)
-    recorder.aggregator = aggregator
     return {"recorders": {"trajectories": report(trajectories.kwargs["path"], closed),
                           "stats": recorder.close()},
             "events": sum(answer["events"] for answer in answers),

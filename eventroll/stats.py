@@ -557,12 +557,13 @@ class StatsAggregator:
         parts: this one would have left the second end out)."""
         if self.specs or not self._ended.join(later["ended"]):
             return False
+        void = IndexSet.from_portable(later["void"])
         closed = IndexSet.from_portable(later["ended"]["seen"])
-        closed.update(IndexSet.from_portable(later["void"]))
+        closed.update(void)
         self._open = {episode: steps for episode, steps in self._open.items()
                       if episode not in closed}
         self._open.update((episode, {}) for episode in later["open"])
-        self._void.update(IndexSet.from_portable(later["void"]))
+        self._void.update(void)
         self._steps += later["steps"]
         self._lost += later["lost"]
         self._problems.update(later["problems"])

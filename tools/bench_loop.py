@@ -86,14 +86,11 @@ class UnsentPublisher(Publisher):
     does; ``flush`` drops what a worker would send."""
 
     def __init__(self) -> None:  # Publisher's own would connect a socket
-        self.worker, self._first_wseq, self._next_wseq = 0, 0, 0
-        self.flush()
+        self.worker, self._next_wseq = 0, 0
+        self._new_message()
 
     def flush(self, *, end: bool = False, ack: bool = False) -> None:
-        self._first_wseq = self._next_wseq
-        self._records, self._ended = [], []
-        self._steps = self._aborted = self._bytes = 0
-        self.last_flush = time.monotonic()
+        self._new_message()
 
 
 def eventroll_loop(policy_class: type, sink_class: Callable[[], Any] = NullSink
