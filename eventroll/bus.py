@@ -20,7 +20,8 @@ which of its episodes never arrived whole. SEQ is the global sequence
 number the hub gave the first event; the events of a message get consecutive
 numbers. NEXT is the wseq the hub expects next from that source, i.e. one past
 the last event it has forwarded. BODY holds the message's events, one msgpack map
-after the other (a message without events, an END or ACK alone, has no BODY):
+after the other, a map of whole episodes packed standing for their events
+(:mod:`eventroll.packing`; a message without events, an END or ACK alone, has no BODY):
 one frame per message, however many events it carries, since every frame costs
 each socket on its way a system call. The hub forwards BODY untouched, so it
 never decodes it; a subscriber splits it (:func:`eventroll.codec.split_records`).
@@ -41,6 +42,7 @@ import zmq
 from eventroll import codec
 from eventroll.errors import BusError, CodecError
 from eventroll.events import DRIVER, Event
+from eventroll.packing import EpisodePack
 from eventroll.stream import IndexSet, range_message
 
 HEADER = struct.Struct("<BBiQIIII")  # version, flags, worker, first wseq, events, steps, ends, aborted
@@ -181,8 +183,9 @@ class Publisher:
 
     def __init__(self, endpoint: str, worker: int, *, stall_timeout: float = 120.0,
                  ack_timeout: float = 60.0, alive: Callable[[], bool] = _always,
-                 first_wseq: int = 0) -> None:
+                 first_wseq: int = 0, pack: bool = True) -> None:
         self.worker = worker
+        self._pack = EpisodePack() if pack else None
         self._alive = alive
         self._stall_timeout = stall_timeout
         self._ack_timeout = ack_timeout
@@ -211,16 +214,18 @@ class Publisher:
 
     @property
     def pending_bytes(self) -> int:
-        """Encoded bytes added and not yet sent."""
-        return self._bytes
+        """Encoded bytes added and not yet sent (about as many for events held to pack)."""
+        return self._bytes + (self._pack.nbytes if self._pack is not None else 0)
 
     def add(self, event: Event) -> None:
         event.worker = self.worker
         event.wseq = self._next_wseq
         event.time = time.time()
-        record = codec.encode(event.to_record())
-        self._records.append(record)
-        self._bytes += len(record)
+        if self._pack is None or not self._pack.take(event):
+            self._release()  # what the pack holds came first
+            record = codec.encode(event.to_record())
+            self._records.append(record)
+            self._bytes += len(record)
         self._next_wseq += 1
         kind = event.KIND
         if kind == "step.batch":
@@ -229,13 +234,22 @@ class Publisher:
             self._ended.append(event.episode)  # type: ignore[attr-defined]
             self._aborted += bool(event.aborted)  # type: ignore[attr-defined]
 
+    def _release(self) -> None:
+        """Encode what the pack holds into the message."""
+        if self._pack is not None:
+            records = self._pack.records()
+            self._records += records
+            self._bytes += sum(map(len, records))
+
     def flush(self, *, end: bool = False, ack: bool = False) -> None:
+        self._release()
         records = self._records
         if not records and not (end or ack):
             return
         flags = (FLAG_END if end else 0) | (FLAG_ACK if ack else 0)
-        header = Header.pack(flags, self.worker, self._first_wseq, len(records), self._steps,
-                             self._ended, self._aborted)
+        header = Header.pack(flags, self.worker, self._first_wseq,
+                             self._next_wseq - self._first_wseq, self._steps, self._ended,
+                             self._aborted)
         _send(self._sock, [header, b"".join(records)] if records else [header],
               self._stall_timeout, f"worker {self.worker} sending to the hub", self._alive)
         self._new_message()

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import msgpack
 import numpy as np
@@ -78,6 +78,12 @@ class RawArray:
 
     def __repr__(self) -> str:
         return f"RawArray({len(self.payload)} bytes)"
+
+
+def raw_array(array: np.ndarray) -> RawArray:
+    """``array`` as a reader leaving it undecoded has it: its extension's payload."""
+    head, _ = _encoded_head(array.dtype, array.shape)
+    return RawArray(head + array.tobytes())
 
 
 @functools.lru_cache(maxsize=4096)
@@ -323,9 +329,11 @@ def _reader_kwargs(limits: Limits, arrays: bool | str) -> dict[str, Any]:
 
 
 def split_records(body: bytes, count: int, limits: Limits = DEFAULT_LIMITS, *,
-                  arrays: bool | str = True) -> list[tuple[Any, int]]:
-    """Decode the ``count`` msgpack values written one after the other in ``body`` (a bus
-    message's BODY): each value with the offset where its bytes end. With
+                  arrays: bool | str = True,
+                  counted: Callable[[Any], int] | None = None) -> list[tuple[Any, int]]:
+    """Decode the msgpack values written one after the other in ``body`` (a bus message's
+    BODY), which stand for ``count`` events, each value for one (or for ``counted(value)``):
+    each value with the offset where its bytes end. With
     ``arrays=False`` numpy values are not decoded (None in their place), for readers
     of the plain fields only: a CartPole ``step.batch`` then takes a quarter of the
     time; ``arrays=RAW`` leaves arrays as :class:`RawArray`. Raises :class:`CodecError`
@@ -336,9 +344,12 @@ def split_records(body: bytes, count: int, limits: Limits = DEFAULT_LIMITS, *,
     kwargs = _reader_kwargs(limits, arrays)
     if count == 1:  # a batch of large observations, say: decoded where it lies
         try:
-            return [(msgpack.unpackb(body, **kwargs), len(body))]
+            value = msgpack.unpackb(body, **kwargs)
         except Exception:  # noqa: BLE001 - malformed: the way below says exactly how
             pass
+        else:
+            if counted is None or counted(value) == 1:
+                return [(value, len(body))]
     unpacker = msgpack.Unpacker(max_buffer_size=max(len(body), 1), **kwargs)
     unpacker.feed(body)  # a copy: msgpack's Unpacker reads from a buffer of its own
     values = []
@@ -353,8 +364,9 @@ def split_records(body: bytes, count: int, limits: Limits = DEFAULT_LIMITS, *,
     complete = values[-1][1] if values else 0  # (tell() may count a part of a cut value)
     if complete != len(body):
         raise CodecError(f"a value is cut short: it starts at byte {complete} of {len(body)}")
-    if len(values) != count:
-        raise CodecError(f"its header announces {count} events, its body holds {len(values)}")
+    held = len(values) if counted is None else sum(counted(value) for value, _ in values)
+    if held != count:
+        raise CodecError(f"its header announces {count} events, its body holds {held}")
     return values
 
 

@@ -186,12 +186,47 @@ class Custom(Event):
     fields: dict = field(default_factory=dict)
 
 
+@dataclass(kw_only=True, slots=True)
+class Episodes(Event):
+    """Whole episodes of one source, packed into one record: it stands for the
+    episode.start, the step.batch and the episode.end of each of its ``n`` episodes,
+    one after the other, each of them a plain one (:func:`is_plain`; not aborted, its
+    steps one batch). ``wseq`` (and ``seq``) is that of the first of those ``3 * n``
+    events, the others follow on; ``time`` is the first one's, ``times`` each one's.
+    Per episode: ``episode``, ``env_seed``, ``agent_seed``, ``length``, ``return``,
+    ``end_terminated``, ``end_truncated`` and ``wall_time`` (lists of ``n``) and
+    ``reset_observation`` (``n`` rows); the steps of all of them, in order, are the rows
+    of ``action``, ``observation`` (after each step), ``reward``, ``terminated`` and
+    ``truncated``. :mod:`eventroll.packing` packs and unpacks them."""
+
+    KIND: ClassVar[str] = "episodes"
+    n: int
+    episode: list
+    env_seed: list
+    agent_seed: list
+    length: list
+    reset_observation: np.ndarray
+    action: np.ndarray
+    observation: np.ndarray
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    return_: list
+    end_terminated: list
+    end_truncated: list
+    wall_time: list
+    times: list
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.KIND: cls
     for cls in (RunStart, RunEnd, WorkerStart, WorkerEnd, WorkerError,
-                EpisodeStart, StepBatch, EpisodeEnd, EpisodeLost, Custom)
+                EpisodeStart, StepBatch, EpisodeEnd, EpisodeLost, Custom, Episodes)
 }
 KINDS = tuple(EVENT_TYPES)
+# the kinds a reader of events one by one gets: a packed record (kind ``episodes``) comes
+# as the events it stands for (eventroll.packing)
+STREAM_KINDS = tuple(kind for kind in KINDS if kind != Episodes.KIND)
 
 
 _ABSENT = object()  # a field a record does not have

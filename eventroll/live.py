@@ -22,7 +22,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from eventroll import codec, events
+from eventroll import codec, events, packing
 from eventroll.bus import Delivery, LiveSubscription
 from eventroll.errors import BusError, CodecError, EventError, EventrollError
 from eventroll.files import process_exists, write_atomic
@@ -89,10 +89,10 @@ def subscribe(source: str | os.PathLike[str], kinds: Collection[str] | None = No
     file, this client's secret key file), see :mod:`eventroll.remote`.
     """
     wanted = None if kinds is None else frozenset(kinds)
-    unknown = set(wanted or ()) - set(events.KINDS)
+    unknown = set(wanted or ()) - set(events.STREAM_KINDS)
     if unknown:
         raise EventrollError(f"unknown event kinds {sorted(unknown)}; known kinds: "
-                             f"{', '.join(events.KINDS)}")
+                             f"{', '.join(events.STREAM_KINDS)}")
     source = os.fspath(source)
     if "://" in source:
         stream = _live_only(source, arrays, curve)
@@ -217,8 +217,10 @@ def _from_live(pending: deque[Delivery], next_seq: int, arrays: bool,
         if first + n <= next_seq:
             continue
         try:
-            taken = [events.from_record(record, arrays=arrays) for record, _ in
-                     codec.split_records(body, n, arrays=arrays)[next_seq - first:]]
+            records = [record for record, _ in codec.split_records(
+                body, n, arrays=arrays, counted=packing.event_count)]
+            taken = [events.from_record(record, arrays=arrays) for record in
+                     packing.expanded(records, arrays)[next_seq - first:]]
         except (CodecError, EventError) as exc:
             if fillable:
                 continue  # malformed on the bus: the log holds what the recorders accepted

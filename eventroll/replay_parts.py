@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eventroll import packing
 from eventroll.errors import CodecError, EventError
 from eventroll.forked import ChildFailed, ForkedCall
 from eventroll.recorders.base import RecorderSpec, fed
@@ -53,15 +54,21 @@ class Part:
 
 def replayed(members: Sequence[Any], log: str, start: int = 0,
              stop: int | None = None) -> tuple[int, int]:
-    """Feed ``members`` the records of ``log`` from ``start`` up to ``stop``; the records
-    and the steps they held."""
+    """Feed ``members`` the records of ``log`` from ``start`` up to ``stop``; the events
+    and the steps they held (a packed record holds several events)."""
     count = steps = 0
     for event in fed(members, log, start, stop):
-        count += 1
         if type(event) is dict:  # a plain record
+            count += 1
             steps += event["n"] if event["kind"] == "step.batch" else 0
         elif event.KIND == "step.batch":
+            count += 1
             steps += event.n
+        elif event.KIND == "episodes":
+            count += packing.EVENTS_PER_EPISODE * event.n
+            steps += sum(event.length)
+        else:
+            count += 1
     return count, steps
 
 

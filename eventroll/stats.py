@@ -435,6 +435,10 @@ class StatsAggregator:
             self._open.setdefault(event.episode, {})
         elif kind == "episode.end":
             self._on_episode_end(event)
+        elif kind == "episodes":  # whole episodes, packed
+            self._steps += sum(event.length)
+            for episode, return_, length in zip(event.episode, event.return_, event.length):
+                self._episode_ended(episode, False, return_, length)
         elif kind == "episode.lost":  # what arrived of it is void; it may be played again
             self._open.pop(event.episode, None)
             self._void.add(event.episode)

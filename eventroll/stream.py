@@ -23,19 +23,21 @@ class SequenceChecker:
     next_wseq: dict[int, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
-    def observe(self, seq: int, worker: int, wseq: int) -> list[str]:
+    def observe(self, seq: int, worker: int, wseq: int, count: int = 1) -> list[str]:
+        """Take ``count`` events of ``worker`` (a packed record stands for several), the
+        first of them numbered ``seq`` and ``wseq``, the others following on."""
         next_wseq = self.next_wseq
         if seq == self.next_seq and next_wseq.get(worker, 0) == wseq:  # in order: all is well
-            self.next_seq, next_wseq[worker] = seq + 1, wseq + 1
+            self.next_seq, next_wseq[worker] = seq + count, wseq + count
             return []
         found = []
         if seq != self.next_seq:
             found.append(range_message("global", self.next_seq, seq, "seq"))
-        self.next_seq = max(self.next_seq, seq + 1)
+        self.next_seq = max(self.next_seq, seq + count)
         expected = self.next_wseq.get(worker, 0)
         if wseq != expected:
             found.append(range_message(f"worker {worker}", expected, wseq, "wseq"))
-        self.next_wseq[worker] = max(expected, wseq + 1)
+        self.next_wseq[worker] = max(expected, wseq + count)
         self._keep(found)
         return found
 

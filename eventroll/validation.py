@@ -35,7 +35,7 @@ import numpy as np
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from eventroll import codec, events
+from eventroll import codec, events, packing
 from eventroll.errors import CodecError, EventError, EventrollError, InputError
 from eventroll.recorders.eventlog import FILE_NAME, FORMAT, READABLE_VERSIONS, event_log_path
 from eventroll.stream import IndexSet
@@ -504,10 +504,34 @@ class LogChecker:
         self.report.add(message, self._where.offset, self._where.seq)
 
     def check(self, offset: int, record: dict[str, Any]) -> None:
-        """Check one record, read at byte ``offset``."""
-        seq = record.get("seq")
-        self._where = _Where(offset, int(seq) if events.is_int(seq) else None)
+        """Check one record, read at byte ``offset``: a packed one (kind ``episodes``)
+        against its schema, then each of the events it stands for."""
+        self._where = self._at(offset, record)
         self.report.records += 1
+        if record.get("kind") != packing.KIND:
+            self._check_event(record)
+            return
+        problems = self._known_valid.problems(packing.KIND, record) if self.schemas else []
+        for problem in problems:
+            self._add(problem)
+        try:
+            unpacked = packing.unpacked(record)
+        except EventError as exc:
+            if not problems:  # else the schema said it already
+                self._add(str(exc))
+            self._check_order(record)
+            return
+        for event in unpacked:
+            self._where = self._at(offset, event)
+            self._check_event(event)
+
+    @staticmethod
+    def _at(offset: int, record: dict[str, Any]) -> "_Where":
+        seq = record.get("seq")
+        return _Where(offset, int(seq) if events.is_int(seq) else None)
+
+    def _check_event(self, record: dict[str, Any]) -> None:
+        """Check the record of one event."""
         self._check_order(record)
         kind = record.get("kind")
         if kind not in events.KINDS:

@@ -35,6 +35,7 @@ from typing import Any
 import gymnasium as gym
 
 from eventroll.bus import Publisher
+from eventroll.packing import EpisodePack
 from eventroll.policies import RandomPolicy
 from eventroll.runners.loop import BusSink, NullSink, run_episode
 
@@ -82,14 +83,15 @@ def plain_loop(steps: int) -> float:
 
 
 class UnsentPublisher(Publisher):
-    """A :class:`Publisher` without a socket: ``add`` stamps and encodes as a worker's
-    does; ``flush`` drops what a worker would send."""
+    """A :class:`Publisher` without a socket: ``add`` stamps, packs and encodes as a
+    worker's does; ``flush`` drops what a worker would send."""
 
     def __init__(self) -> None:  # Publisher's own would connect a socket
-        self.worker, self._next_wseq = 0, 0
+        self.worker, self._next_wseq, self._pack = 0, 0, EpisodePack()
         self._new_message()
 
     def flush(self, *, end: bool = False, ack: bool = False) -> None:
+        self._release()
         self._new_message()
 
 

@@ -728,7 +728,7 @@ def recorders_share(s: Series) -> float | None:
         cpu = getattr(run, "cpu", {})
         recorders = sum(cpu.get(role, 0.0) for role in RECORDERS)
         rest = sum(cpu.values()) - recorders
-        if recorders and rest > 0:
+        if rest > 0:  # recorders of a tiny run may take less than a clock tick: 0
             shares.append(recorders / rest)
     return statistics.median(shares) if shares else None
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, Union
 
-from eventroll import codec, events
+from eventroll import codec, events, packing
 from eventroll.bus import Delivery, DurableSubscription
 from eventroll.errors import CodecError, EventError, write_error
 from eventroll.memory import collect_rarely
@@ -36,7 +36,10 @@ class Recorder(Protocol):
 
     A recorder whose ``takes_plain`` is true gets plain records
     (:func:`eventroll.events.is_plain`) as their maps, in :meth:`handle_plain`,
-    untyped; they are most of a run's records.
+    untyped; they are most of a run's records. One whose ``takes_packed`` is true gets
+    packed episodes (:mod:`eventroll.packing`) whole, as an
+    :class:`~eventroll.events.Episodes` event, checked, its arrays undecoded; any other
+    gets the events such a record stands for, one by one.
     """
 
     array_kinds: frozenset[str] | None
@@ -58,7 +61,8 @@ class Recorder(Protocol):
 class Records:
     """What a message brings a :class:`RecordRecorder`: its records whose envelopes were
     checked, each with ``seq`` added; their bytes are ``parts`` one after the other (views
-    of the message's own bytes, and the headers that add ``seq``: nothing is copied)."""
+    of the message's own bytes, and the headers that add ``seq``: nothing is copied);
+    ``count`` is the number of events they stand for (a packed record, several)."""
 
     first_seq: int
     count: int
@@ -103,8 +107,8 @@ def record_deliveries(recorder: Recorder | RecordRecorder,
     rejected = Rejections()
     failure: str | None = None
     takes_records = getattr(recorder, "takes_records", False)
-    array_kinds = getattr(recorder, "array_kinds", None)
-    plain = takes_plain(recorder)
+    reading = Reading(getattr(recorder, "array_kinds", None), takes_plain(recorder),
+                      takes_packed(recorder))
     parent = os.getppid()
     while subscription.total is None:
         try:
@@ -124,14 +128,14 @@ def record_deliveries(recorder: Recorder | RecordRecorder,
             if failure is None and records.count:
                 failure = _handle(recorder, records)
         elif failure is None:
-            for event in _checked(delivery, array_kinds, checker, rejected, plain):
+            for event in _checked(delivery, reading, checker, rejected):
                 try:
                     take(recorder, event)
                 except Exception as exc:  # the artifact is incomplete from here; keep draining
                     failure = _failure(recorder, event, exc)
                     break
         else:
-            _checked(delivery, array_kinds, checker, rejected, plain)
+            _checked(delivery, reading, checker, rejected)
         if failure is None:
             failure = _handle(recorder, None)
     checker.finish(subscription.total)
@@ -147,6 +151,23 @@ def takes_plain(recorder: Any) -> bool:
     return getattr(recorder, "takes_plain", False) is True
 
 
+def takes_packed(recorder: Any) -> bool:
+    """Whether ``recorder`` takes packed episodes whole (an :class:`~eventroll.events.Episodes`
+    event, in :meth:`Recorder.handle`)."""
+    return getattr(recorder, "takes_packed", False) is True
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How a recorder takes a stream's records: the kinds whose arrays it reads
+    (``array_kinds``, None: all), whether it takes plain records as their maps
+    (``plain``) and packed episodes whole (``packed``)."""
+
+    array_kinds: frozenset[str] | None = None
+    plain: bool = False
+    packed: bool = False
+
+
 def take(recorder: Any, item: events.Event | dict) -> None:
     """Hand ``recorder`` a typed event, or a plain record (a map) if it takes those."""
     if type(item) is dict:
@@ -157,60 +178,82 @@ def take(recorder: Any, item: events.Event | dict) -> None:
 
 def _split(delivery: Delivery, arrays: bool | str,
            rejected: Rejections) -> list[tuple[Any, int]]:
-    """The delivery's records in order, each decoded with the offset where its bytes end;
-    none (and told in ``rejected``) when the message is malformed."""
+    """The delivery's records in order (a packed one stands for several events), each
+    decoded with the offset where its bytes end; none (and told in ``rejected``) when the
+    message is malformed."""
     try:
-        return codec.split_records(delivery.body, delivery.n_events, arrays=arrays)
+        return codec.split_records(delivery.body, delivery.n_events, arrays=arrays,
+                                   counted=packing.event_count)
     except CodecError as exc:
         last = delivery.first_seq + delivery.n_events - 1
         rejected.add(f"the message of seq {delivery.first_seq} to {last}: {exc}")
         return []
 
 
-def _checked(delivery: Delivery, array_kinds: frozenset[str] | None,
-             checker: SequenceChecker, rejected: Rejections,
-             plain: bool = False) -> list[events.Event | dict]:
-    """The delivery's events in order, ``seq`` set, numpy values decoded for
-    ``array_kinds`` only (None: all); with ``plain``, plain records stay maps. What
-    fails its checks is left out and told in ``rejected``."""
+def _checked(delivery: Delivery, reading: Reading, checker: SequenceChecker,
+             rejected: Rejections) -> list[events.Event | dict]:
+    """The delivery's events in order, ``seq`` set, as ``reading`` says the recorder takes
+    them. What fails its checks is left out and told in ``rejected``."""
     taken: list[events.Event | dict] = []
-    is_plain = events.is_plain if plain else None
-    for seq, (record, _) in enumerate(_split(delivery, events.decoding(array_kinds), rejected),
-                                      delivery.first_seq):
-        if is_plain is not None and is_plain(record):
-            record["seq"] = seq
-            checker.observe(seq, record["worker"], record["wseq"])
-            taken.append(record)
-            continue
-        try:
-            event = events.from_raw_record(record, array_kinds)
-        except (CodecError, EventError) as exc:
-            rejected.add(f"seq {seq}: {exc}")
-            continue
-        event.seq = seq
-        checker.observe(seq, event.worker, event.wseq)
-        taken.append(event)
+    arrays = events.decoding(reading.array_kinds)
+    seq = delivery.first_seq
+    for record, _ in _split(delivery, arrays, rejected):
+        count = packing.event_count(record)
+        if count > 1 and not reading.packed:
+            try:
+                maps = packing.unpacked(record, arrays)
+            except (CodecError, EventError) as exc:
+                rejected.add(f"seq {seq}: {exc}")
+                maps = []
+            for item_seq, item in enumerate(maps, seq):
+                _take_record(item, item_seq, reading, checker, rejected, taken)
+        else:
+            _take_record(record, seq, reading, checker, rejected, taken, count)
+        seq += count
     return taken
+
+
+def _take_record(record: Any, seq: int, reading: Reading, checker: SequenceChecker,
+                 rejected: Rejections, taken: list[events.Event | dict], count: int = 1) -> None:
+    """Check one record (of ``count`` events, a packed one), give it ``seq`` and add it to
+    ``taken``: a plain one as its map if ``reading`` says so, any other typed."""
+    if reading.plain and events.is_plain(record):
+        record["seq"] = seq
+        checker.observe(seq, record["worker"], record["wseq"])
+        taken.append(record)
+        return
+    try:
+        event = (packing.checked(record, arrays=False) if count > 1 else
+                 events.from_raw_record(record, reading.array_kinds))
+    except (CodecError, EventError) as exc:
+        rejected.add(f"seq {seq}: {exc}")
+        return
+    event.seq = seq
+    checker.observe(seq, event.worker, event.wseq, count)
+    taken.append(event)
 
 
 def _checked_records(delivery: Delivery, checker: SequenceChecker,
                      rejected: Rejections) -> Records:
     """The delivery's records whose envelopes check, each with its seq added: the numpy
     values are not decoded. What fails is left out and told in ``rejected``."""
-    parts, first, start = [], -1, 0
+    parts, first, start, count = [], -1, 0, 0
     view = memoryview(delivery.body)
-    for seq, (record, end) in enumerate(_split(delivery, False, rejected), delivery.first_seq):
-        raw, start = view[start:end], end
+    seq = delivery.first_seq
+    for record, end in _split(delivery, False, rejected):
+        raw, start, events_in = view[start:end], end, packing.event_count(record)
         try:
             _, worker, wseq = events.envelope(record)
         except EventError as exc:
             rejected.add(f"seq {seq}: {exc}")
-            continue
-        checker.observe(seq, worker, wseq)
-        prefix, header_len = codec.seq_prefix(raw, seq)
-        parts += (prefix, raw[header_len:])
-        first = seq if first < 0 else first
-    return Records(first, len(parts) // 2, parts)
+        else:
+            checker.observe(seq, worker, wseq, events_in)
+            prefix, header_len = codec.seq_prefix(raw, seq)
+            parts += (prefix, raw[header_len:])
+            first = seq if first < 0 else first
+            count += events_in
+        seq += events_in
+    return Records(first, count, parts)
 
 
 def _handle(recorder: Any, item: Item | None) -> str | None:
@@ -269,6 +312,7 @@ class RecorderGroup:
         self._failures: dict[str, str] = {}
         self.array_kinds = array_kinds(self._members.values())
         self.takes_plain = all(map(takes_plain, self._members.values()))
+        self.takes_packed = all(map(takes_packed, self._members.values()))
 
     def handle(self, event: events.Event) -> None:
         for name, member in self._active:
@@ -357,7 +401,8 @@ def fed(members: Sequence[Any], event_log: str, start: int = 0,
     from eventroll.recorders.eventlog import EventLogReader
 
     plain = all(map(takes_plain, members))
-    reader = EventLogReader(event_log, array_kinds=array_kinds(members))
+    reader = EventLogReader(event_log, array_kinds=array_kinds(members),
+                            packed=all(map(takes_packed, members)))
     typed = [member.handle for member in members]
     maps = [member.handle_plain for member in members] if plain else []
     for event in reader.events(plain=plain, start=start, stop=stop):

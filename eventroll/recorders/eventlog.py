@@ -16,14 +16,15 @@ from typing import Any, BinaryIO
 
 import msgpack
 
-from eventroll import codec, events
+from eventroll import codec, events, packing
 from eventroll.errors import CodecError, EventError, InputError
 from eventroll.files import DropBehind, write_all
 from eventroll.recorders.base import Records
 
 FORMAT = "eventroll-events"
-FORMAT_VERSION = 2  # 2: run.start carries derived seeds as a map of two numbers
-READABLE_VERSIONS = (1, 2)  # 1: as an array, a seed an episode
+FORMAT_VERSION = 3  # 3: records of kind episodes (packed episodes) may occur
+# 2: run.start carries derived seeds as a map of two numbers; 1: as an array, a seed an episode
+READABLE_VERSIONS = (1, 2, 3)
 FILE_NAME = "events.msgpack"
 
 
@@ -72,14 +73,17 @@ class EventLogReader:
     :meth:`appended` follows a log that is still being written. ``arrays=False``
     leaves numpy values out (None), about four times faster; with ``array_kinds``
     only events of those kinds get their arrays decoded (others keep them as
-    :class:`~eventroll.codec.RawArray`).
+    :class:`~eventroll.codec.RawArray`). A packed record (:mod:`eventroll.packing`) comes
+    as the records of the events it stands for, or, with ``packed``, as it is (an
+    :class:`~eventroll.events.Episodes` event from :meth:`events`).
     """
 
     CHUNK = 1 << 20
 
     def __init__(self, path: str | os.PathLike[str], *, arrays: bool = True,
-                 array_kinds: frozenset[str] | None = None) -> None:
+                 array_kinds: frozenset[str] | None = None, packed: bool = False) -> None:
         self.path = os.fspath(path)
+        self._packed = packed
         self.truncated_bytes = 0
         self._consumed = 0
         self._arrays = events.decoding(array_kinds) if arrays else False
@@ -132,7 +136,12 @@ class EventLogReader:
         typed = self._typed
         is_plain = events.is_plain if plain and self._arrays == codec.RAW else None
         for record in self.records(start, stop):
-            yield record if is_plain is not None and is_plain(record) else typed(record)
+            if is_plain is not None and is_plain(record):
+                yield record
+            elif record.get("kind") == packing.KIND:  # packed: records() left it so
+                yield packing.checked(record, arrays=self._arrays is True)
+            else:
+                yield typed(record)
 
     def __iter__(self) -> Iterator[events.Event]:
         return self.events()
@@ -146,14 +155,24 @@ class EventLogReader:
             for record in self._unpack(unpacker, base, stop):
                 if not self.header:
                     self.header = self._check_header(record)
-                    continue
-                yield record
+                elif self._packed or packing.event_count(record) == 1:
+                    yield record
+                else:
+                    yield from self._unpacked(record)
             if self._consumed >= stop:
                 return
             chunk = file.read(self.CHUNK)
             if not chunk:
                 return
             unpacker.feed(chunk)
+
+    def _unpacked(self, record: dict) -> list[dict[str, Any]]:
+        """The records of the events a packed record stands for."""
+        try:
+            return packing.unpacked(record, self._arrays)
+        except (CodecError, EventError) as exc:
+            raise CodecError(f"{self.path}: malformed record before byte {self._consumed}: "
+                             f"{exc}") from None
 
     def _head(self, file: BinaryIO) -> Any:
         """An unpacker fed with the start of ``file`` (the header: up to a chunk)."""

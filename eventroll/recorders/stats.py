@@ -25,7 +25,7 @@ class StatsRecorder:
     """
 
     array_kinds = frozenset({"custom"})  # custom fields may be numpy values; nothing else is read
-    takes_plain = True
+    takes_plain = takes_packed = True
 
     def __init__(self, path: str, specs: Any = ()) -> None:
         directory = os.path.dirname(os.path.abspath(path))

@@ -21,9 +21,9 @@ class TrajectoryRecorder:
     The writer is created at ``run.start``, which carries the spaces. ``layout``
     is ``flat`` (``path`` is the HDF5 file) or ``minari`` (``path`` is the
     datasets root, as ``MINARI_DATASETS_PATH``; ``dataset_id`` the dataset's id).
-    The flat layout takes the steps' arrays undecoded (it joins their bytes), and
-    plain records as their maps (:meth:`handle_plain`); of run.start it reads the
-    seeds. An episode whose arrays do not fit the spaces is left out, and the report
+    The flat layout takes the steps' arrays undecoded (it joins their bytes), plain
+    records as their maps (:meth:`handle_plain`) and packed episodes whole; of run.start
+    it reads the seeds. An episode whose arrays do not fit the spaces is left out, and the report
     says which and why.
     """
 
@@ -38,14 +38,19 @@ class TrajectoryRecorder:
                              block_rows=block_rows, flush_interval=flush_interval)
         self._dataset_id = dataset_id
         self.array_kinds = frozenset({"run.start"}) if layout == "flat" else None
-        self.takes_plain = layout == "flat"
+        self.takes_plain = self.takes_packed = layout == "flat"
         self._collector = TrajectoryCollector()
         self._writer: Any = None
         self._left_out = Rejections()
 
     def handle(self, event: events.Event) -> None:
-        if event.KIND == "run.start":
+        kind = event.KIND
+        if kind == "run.start":
             self._writer = self._open(event)
+        elif kind == "episodes":  # whole episodes, packed (flat layout only: takes_packed)
+            self._collector.ended(event)
+            self._write(event)
+            return
         self._collect(self._collector.ended, event)
 
     def handle_plain(self, record: dict) -> None:
@@ -80,12 +85,14 @@ class TrajectoryRecorder:
         if episode is not None:
             self._write(episode)
 
-    def _write(self, episode: Episode | PlainEpisode) -> None:
+    def _write(self, episode: Episode | PlainEpisode | events.Episodes) -> None:
         if self._writer is None:
             raise ConfigError("an episode ended before run.start: cannot record trajectories "
                               "without the run's spaces")
         try:
-            if type(episode) is PlainEpisode:
+            if type(episode) is events.Episodes:
+                self._writer.add_packed(episode)
+            elif type(episode) is PlainEpisode:
                 self._writer.add_plain(episode)
             else:
                 self._writer.add_episode(episode)

@@ -223,7 +223,7 @@ class RolloutRunner:
     def _episode_settings(self, plan: RunPlan, render: bool = False) -> EpisodeSettings:
         return EpisodeSettings(plan.seeds.env, plan.seeds.agent, self.deterministic, render,
                                self.batch_steps, self.flush_interval, self.recording.logits,
-                               self.retries)
+                               self.retries, self.recording.pack_episodes)
 
     def _worker_processes(self, plan: RunPlan, session: RunSession) -> list[ProcessSpec]:
         """The worker processes to start with the session (none: episodes run here)."""

@@ -34,7 +34,7 @@ class SequentialRunner(RolloutRunner):
     def _execute(self, plan: RunPlan, session: RunSession, probe: gym.Env,
                  policy: Policy) -> list[str]:
         settings = self._episode_settings(plan, self.render)
-        publisher = session.source(0)
+        publisher = session.source(0, pack=settings.pack_episodes)
         done = {"episodes": 0, "steps": 0}
 
         def on_episode(summary: EpisodeSummary) -> None:

@@ -158,11 +158,12 @@ class RunSession:
         self._live = bus.LiveSubscription(self.endpoints.live, topics=(b"progress",))
         self.driver = self.source(-1)
 
-    def source(self, worker: int, first_wseq: int = 0) -> bus.Publisher:
+    def source(self, worker: int, first_wseq: int = 0, *, pack: bool = True) -> bus.Publisher:
         """A publisher in this process for source ``worker`` (its first event numbered
-        ``first_wseq``), with the session's timeouts."""
+        ``first_wseq``; ``pack``: packing whole episodes), with the session's timeouts."""
         return bus.Publisher(self.endpoints.ingress, worker, stall_timeout=self.timeouts.stall,
-                             ack_timeout=self.timeouts.finish, first_wseq=first_wseq)
+                             ack_timeout=self.timeouts.finish, first_wseq=first_wseq,
+                             pack=pack)
 
     def spawn(self, name: str, target: Any, args: tuple) -> BaseProcess:
         """Start one more process of the run (a replacement worker), reaped with the rest.

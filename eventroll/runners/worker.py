@@ -27,6 +27,7 @@ class EpisodeSettings:
     flush_interval: float = 0.05
     record_logits: bool = False
     retries: int = 0  # times an aborted episode is played again (same seeds) before it counts
+    pack_episodes: bool = True  # recording.pack_episodes: the publisher packs whole episodes
 
 
 def play_episodes(env: Any, policy: Any, publisher: Publisher, episodes: Iterator[int],
@@ -119,7 +120,8 @@ def worker_main(spec: WorkerSpec) -> None:
         return os.getppid() == driver
 
     publisher = Publisher(spec.endpoint, spec.worker, stall_timeout=spec.stall_timeout,
-                          ack_timeout=spec.ack_timeout, alive=alive)
+                          ack_timeout=spec.ack_timeout, alive=alive,
+                          pack=spec.settings.pack_episodes)
     env = None
     failed = False
     episodes = 0

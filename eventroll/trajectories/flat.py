@@ -24,7 +24,7 @@ from gymnasium import spaces
 from eventroll import codec
 from eventroll.episodes import Episode
 from eventroll.errors import ConfigError, EventError, one_line
-from eventroll.events import STATUS_CODES, STATUSES, end_status, fits_int, is_int
+from eventroll.events import STATUS_CODES, STATUSES, Episodes, end_status, fits_int, is_int
 from eventroll.files import DropBehind
 from eventroll.spaces import describe_space, space_from_description
 from eventroll.trajectories.record import PlainEpisode, Trajectory, episode_of, rows, trajectory_of
@@ -250,6 +250,12 @@ class Rows:
                              f"expected {shape}")
         return array
 
+    def array(self, part: memoryview | np.ndarray) -> np.ndarray:
+        """A part (from :meth:`part`) as an array of rows."""
+        if type(part) is memoryview:
+            return np.frombuffer(part, self.wire).reshape(-1, *self.row_shape)
+        return part
+
     @staticmethod
     def split_last(part: memoryview | np.ndarray, n: int) -> tuple[memoryview | np.ndarray,
                                                                     memoryview | np.ndarray]:
@@ -316,9 +322,14 @@ class BlockWriter:
 
     def _buffered(self, episode: Any, length: int) -> None:
         """Buffer what a subclass writes of an episode of ``length`` steps."""
+        self._buffered_all([episode], length)
+
+    def _buffered_all(self, episodes: list[Any], length: int) -> None:
+        """Buffer what a subclass writes of episodes of ``length`` steps in all: a block
+        written holds all of them or none."""
         if not self._buffer:
             self._oldest = time.monotonic()
-        self._buffer.append(episode)
+        self._buffer += episodes
         self._buffered_rows += length
         if (self._buffered_rows >= self.block_rows
                 or len(self._buffer) >= self.max_block_episodes):
@@ -417,6 +428,67 @@ class FlatWriter(BlockWriter):
         self._take(start["observation"], start["info"], episode.batches, dict.__getitem__,
                    (start["episode"], start["worker"], start["env_seed"], start["agent_seed"],
                     STATUS_CODES[status], end["return"], episode.length))
+
+    def add_packed(self, packed: Episodes) -> None:
+        """Buffer whole episodes as a packed record brought them (:mod:`eventroll.packing`,
+        checked there), their arrays undecoded; as :meth:`add_plain` does each of them,
+        with the same result. :class:`EventError` (and nothing taken) if an array or index
+        value does not fit."""
+        lengths = np.asarray(packed.length, np.int64)
+        ends = np.cumsum(lengths)
+        index_rows = list(zip(packed.episode, [packed.worker] * packed.n, packed.env_seed,
+                         packed.agent_seed,
+                         [STATUS_CODES[end_status(terminated, truncated, False)]
+                          for terminated, truncated in zip(packed.end_terminated,
+                                                           packed.end_truncated)],
+                         packed.return_, packed.length, [True] * packed.n))
+        for index, worker, env_seed, agent_seed, _, _, length, _ in index_rows:
+            problem = _index_problem(index, worker, env_seed, agent_seed, length)
+            if problem is not None:
+                raise EventError(f"episode {index}: {problem}")
+        try:
+            taken = self._packed_rows(packed, lengths, ends)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:  # codec and event errors too
+            raise EventError(f"episodes {packed.episode[0]} to {packed.episode[-1]} "
+                             f"(packed): {exc}") from None
+        for parts, part in taken:  # all or nothing: the block stays whole episodes
+            parts.append(part)
+        steps, heaps = int(ends[-1]), self._heap_values
+        if "infos" in heaps:
+            heaps["infos"] += [{}] * steps
+            heaps["episodes/reset_infos"] += [{}] * packed.n
+        if "logits" in heaps:
+            heaps["logits"] += [None] * steps
+        self._buffered_all(index_rows, steps)
+
+    def _packed_rows(self, packed: Episodes, lengths: np.ndarray,
+                     ends: np.ndarray) -> list[tuple[list, memoryview | np.ndarray]]:
+        """Each array of packed episodes checked, with the list of parts it goes to, as
+        :meth:`_rows_of` gives them for the episodes one by one: the rows before the
+        steps are each episode's reset observation, then its observations but the last."""
+        steps, n = int(ends[-1]), packed.n
+        taken: list[tuple[list, memoryview | np.ndarray]] = []
+        take = taken.append
+        for (_, keys, _, _), rows_, finals, nexts in zip(
+                self._observation_leaves, self._observations, self._finals, self._nexts):
+            after = rows_.part(pick(packed.observation, keys), steps)
+            reset = rows_.array(rows_.part(pick(packed.reset_observation, keys), n))
+            observed = rows_.array(after)
+            if reset.dtype != observed.dtype:
+                raise ValueError(f"its reset observations are {reset.dtype}, its steps' "
+                                 f"{observed.dtype}")
+            before = np.empty_like(observed)
+            before[1:] = observed[:-1]
+            before[ends - lengths] = reset
+            if self.options["next_observations"]:
+                take((nexts, after))
+            take((rows_.parts, before))
+            take((finals, observed[ends - 1]))
+        columns = [pick(packed.action, keys) for keys in self._action_keys]
+        columns += (packed.reward, packed.terminated, packed.truncated)
+        for rows_, column in zip(self._step_rows, columns):
+            take((rows_.parts, rows_.part(column, steps)))
+        return taken
 
     def _take(self, reset: Any, reset_info: dict | None, batches: list, get: Any,
               row: tuple) -> None:

@@ -113,7 +113,8 @@ class TrajectoryCollector:
 
     Feed every event to :meth:`handle`; it returns the finished :class:`Trajectory`
     at each ``episode.end`` (:meth:`ended` returns the :class:`Episode` itself, its
-    batches as they came). Plain records may come as their maps (:meth:`plain`). Only
+    batches as they came). A packed record's episodes (kind ``episodes``) are whole: they
+    close what was open of their indexes, and the caller takes them. Plain records may come as their maps (:meth:`plain`). Only
     the episodes in flight are held in memory.
 
     A step.batch that does not continue its episode (steps missing, or no episode.start
@@ -155,6 +156,10 @@ class TrajectoryCollector:
             return episode
         elif kind == "episode.lost":  # what arrived of it is void; it may be played again
             self._open.pop(event.episode, None)
+        elif kind == "episodes":  # whole episodes, packed: each starts and ends here
+            for index in event.episode:
+                self._damaged.discard(index)
+                self._open.pop(index, None)
         elif kind == "run.start":
             self.run_start = event
             self._run_seeds = (episode_seeds(event.env_seeds), episode_seeds(event.agent_seeds))

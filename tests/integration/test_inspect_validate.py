@@ -75,18 +75,21 @@ def inspect_json(path: Path, *options: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
-    """Two real runs: parallel CartPole (20 episodes, 2 workers) and a sequential run of an
-    env that fails in two of its four episodes."""
+    """Three real runs: parallel CartPole (20 episodes, 2 workers), its events a record each
+    (the damage below is to single events), the same run with its episodes packed, and a
+    sequential run of an env that fails in two of its four episodes."""
     base = tmp_path_factory.mktemp("inspect")
-    cartpole = eventroll("run", "runner.n_processes=2", "runner.n_episodes=20",
-                         "runner.max_episode_steps=30", "seeding.env_base_seed=1",
-                         "seeding.agent_base_seed=2", f"hydra.run.dir={base / 'cartpole'}")
-    assert cartpole.returncode == 0, cartpole.stderr
+    for name, pack in (("cartpole", "false"), ("packed", "true")):
+        cartpole = eventroll("run", "runner.n_processes=2", "runner.n_episodes=20",
+                             "runner.max_episode_steps=30", "seeding.env_base_seed=1",
+                             "seeding.agent_base_seed=2", f"recording.pack_episodes={pack}",
+                             f"hydra.run.dir={base / name}")
+        assert cartpole.returncode == 0, cartpole.stderr
     failing = eventroll("run", "runner=sequential", "env.name=eventroll.testing:failing_env",
                         "+env.fail_every=2", "seeding.explicit_env_seeds=[1,2,3,4]",
                         "runner.n_episodes=4", f"hydra.run.dir={base / 'failing'}")
     assert failing.returncode == 1, failing.stderr  # aborted episodes
-    return {"cartpole": base / "cartpole", "failing": base / "failing"}
+    return {"cartpole": base / "cartpole", "packed": base / "packed", "failing": base / "failing"}
 
 
 @pytest.fixture
@@ -122,7 +125,7 @@ def lost_episode_end(records: list[Record], end: Record, shift: int) -> list[str
 
 
 class TestValidate:
-    @pytest.mark.parametrize("run", ["cartpole", "failing"])
+    @pytest.mark.parametrize("run", ["cartpole", "packed", "failing"])
     def test_a_recorded_log_is_valid(self, runs, run):
         """A run's log, aborted episodes included, is valid: exit 0 and a one-line verdict
         with its record count and size."""
@@ -234,6 +237,39 @@ class TestValidate:
             f"{where}: episode.end record: Additional properties are not allowed ('surprise' "
             "was unexpected)",
         ]
+
+
+    def test_packed_episodes_are_checked_as_the_events_they_stand_for(self, runs, tmp_path):
+        """A packed record whose lengths do not add up to its steps is named, with its offset
+        and seq, and so is what its lost episodes leave missing; the records after it are
+        read on."""
+        log = Path(shutil.copy(runs["packed"] / "events.msgpack", tmp_path / "events.msgpack"))
+        records = read_raw(log)
+        changed = nearest_middle(records, "episodes", log.stat().st_size)
+        value = changed.value
+        lengths = [value["length"][0] + 1] + value["length"][1:]
+        data = log.read_bytes()
+        log.write_bytes(data[:changed.offset] + msgpack.packb(dict(value, length=lengths))
+                        + data[changed.end:])
+        code, lines = validate_lines(log)
+        assert code == 1
+        assert lines[0] == (f"byte {changed.offset}, seq {value['seq']}: episodes column "
+                            f"'action' does not hold a row for each of its "
+                            f"{sum(lengths)} steps")
+        first, after = value["seq"] + 1, value["seq"] + 3 * value["n"]
+        assert any(f"seq {after} follows seq {value['seq']}: {after - first} missing (seq "
+                   f"{first}..{after - 1})" in line for line in lines)
+
+    def test_a_packed_log_reads_as_the_same_events(self, runs):
+        """The packed run's log validates, and inspect finds in it what it finds in the same
+        run recorded a record an event: the same episodes, steps, returns and seeds."""
+        packed, plain = (inspect_json(runs[name] / "events.msgpack", "--no-plot")
+                         for name in ("packed", "cartpole"))
+        for key in ("episodes", "steps", "statuses", "return", "length", "seeds",
+                    "observation_space", "action_space", "problems"):
+            assert packed[key] == plain[key], key
+        kinds = {record.value["kind"] for record in read_raw(runs["packed"] / "events.msgpack")[1:]}
+        assert "episodes" in kinds
 
 
 class TestInspect:

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
-from eventroll import ParallelRunner, codec, events
+from eventroll import ParallelRunner, SequentialRunner, codec, events
 from eventroll.errors import EventError
 from eventroll.recorders.base import RecorderGroup, replay
 from eventroll.recorders.eventlog import EventLogReader
@@ -28,8 +28,19 @@ SEEDS = dict(env_base_seed=5, agent_base_seed=6)
 
 @pytest.fixture(scope="module")
 def cartpole_log(tmp_path_factory) -> str:
-    """A parallel CartPole run: terminated and truncated episodes, two workers interleaved."""
+    """A parallel CartPole run: terminated and truncated episodes, two workers interleaved,
+    every event a record of its own (unpacked: these are the plain records)."""
     run_dir = str(tmp_path_factory.mktemp("cartpole") / "run")
+    ParallelRunner(n_episodes=60, n_processes=2, max_episode_steps=20, console=None,
+                   recording={"pack_episodes": False}, **SEEDS).run_with(
+        "CartPole-v1", run_dir=run_dir)
+    return f"{run_dir}/events.msgpack"
+
+
+@pytest.fixture(scope="module")
+def packed_log(tmp_path_factory) -> str:
+    """The same run, its episodes packed."""
+    run_dir = str(tmp_path_factory.mktemp("packed") / "run")
     ParallelRunner(n_episodes=60, n_processes=2, max_episode_steps=20, console=None,
                    **SEEDS).run_with("CartPole-v1", run_dir=run_dir)
     return f"{run_dir}/events.msgpack"
@@ -46,6 +57,11 @@ def failing_log(tmp_path_factory) -> str:
 
 def records(log: str) -> list[dict]:
     return list(EventLogReader(log, array_kinds=frozenset()).records())
+
+
+def stored(log: str) -> list[dict]:
+    """The records as the log stores them, packed ones as they are."""
+    return list(EventLogReader(log, array_kinds=frozenset(), packed=True).records())
 
 
 def write_log(source: str, target: str, kept: list[dict]) -> str:
@@ -66,7 +82,7 @@ def build(log: str, directory: Any, plain: bool, **options: Any) -> tuple[dict, 
     members = {"trajectories": TrajectoryRecorder(path, **options), "stats": StatsRecorder(stats)}
     if not plain:
         for member in members.values():
-            member.takes_plain = False
+            member.takes_plain = member.takes_packed = False
     reports = replay(RecorderGroup(members), log)["recorders"]
     for report in reports.values():  # the same but for the directory
         assert report.pop("path").startswith(str(directory))
@@ -160,6 +176,14 @@ class TestSameArtifacts:
         found = assert_same_artifacts(cartpole_log, tmp_path)[0]
         assert len(found["episodes/index"]) == 60
         assert {0, 1} <= set(found["episodes/status"].tolist())  # terminated and truncated
+
+    def test_packed_episodes(self, packed_log, tmp_path):
+        """Trajectories and statistics built from packed records taken whole equal those
+        built from the typed events they stand for, next observations and infos included."""
+        found = assert_same_artifacts(packed_log, tmp_path, next_observations=True,
+                                      infos=True)[0]
+        assert len(found["episodes/index"]) == 60
+        assert any(record["kind"] == "episodes" for record in stored(packed_log))
 
     def test_aborted_episodes(self, failing_log, tmp_path):
         found = assert_same_artifacts(failing_log, tmp_path, next_observations=True,
@@ -322,3 +346,46 @@ def test_a_member_failing_on_a_plain_record_stops_alone(cartpole_log, tmp_path):
     assert report["trajectories"]["errors"] == []
     assert len(report["stats"]["errors"]) == 1
     assert "(episode.start)" in report["stats"]["errors"][0] and "broken" in report["stats"]["errors"][0]
+
+
+def test_a_member_failing_on_packed_episodes_stops_alone(packed_log, tmp_path):
+    """In a group, a recorder that raises on a packed record stops; the other goes on, and
+    the failure names the record's seq and kind."""
+    class Breaks(StatsRecorder):
+        def handle(self, event) -> None:
+            if event.KIND == "episodes":
+                raise EventError("broken")
+            super().handle(event)
+
+    group = RecorderGroup({"trajectories": TrajectoryRecorder(str(tmp_path / "t.h5")),
+                           "stats": Breaks(str(tmp_path / "stats.json"))})
+    report = replay(group, packed_log)["recorders"]
+    assert report["trajectories"]["episodes"] == 60
+    assert report["trajectories"]["errors"] == []
+    assert len(report["stats"]["errors"]) == 1
+    assert "(episodes)" in report["stats"]["errors"][0] and "broken" in report["stats"]["errors"][0]
+
+
+def test_a_run_packed_and_unpacked_records_the_same(tmp_path):
+    """The same sequential run with its episodes packed and not: the same events of its
+    worker (but for their times), trajectories dataset for dataset, and statistics."""
+    results = {pack: SequentialRunner(
+        n_episodes=40, max_episode_steps=30, recording={"pack_episodes": pack}, console=None,
+        **SEEDS).run_with("CartPole-v1", run_dir=str(tmp_path / str(pack))) for pack in (True, False)}
+    assert all(result.ok for result in results.values())
+    logs = {pack: [{k: v for k, v in codec.decoded(record).items() if k not in ("time", "wall_time")}
+                   for record in EventLogReader(result.event_log).records()
+                   if record["worker"] == 0]
+            for pack, result in results.items()}
+    assert len(logs[True]) == 2 + 3 * 40  # worker.start, worker.end, the episodes
+    assert len(logs[True]) == len(logs[False])
+    for packed, plain in zip(logs[True], logs[False]):
+        assert packed.keys() == plain.keys()
+        for key, value in plain.items():
+            assert np.array_equal(packed[key], value), (plain["seq"], key)
+    assert len(stored(results[True].event_log)) < len(logs[False]) / 10
+    assert_same_datasets(*(datasets(f"{r.run_dir}/trajectories.h5") for r in results.values()))
+    stats = [json.load(open(f"{r.run_dir}/stats.json")) for r in results.values()]
+    for key in ("episode_count", "step_count", "aborted_episode_count", "episode_return",
+                "episode_length"):
+        assert stats[0][key] == stats[1][key], key

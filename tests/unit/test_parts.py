@@ -186,11 +186,12 @@ def test_a_recorder_rejects_an_event_whose_kind_is_no_name(kind):
     """An event whose kind is not a string (a list cannot even be looked up in a set) is
     rejected and counted by a recorder that names array_kinds, not fatal to it."""
     from eventroll.bus import Delivery
-    from eventroll.recorders.base import Rejections, _checked
+    from eventroll.recorders.base import Reading, Rejections, _checked
     body = codec.encode({"kind": kind, "worker": 0, "wseq": 0}) + codec.encode(
         {"kind": "custom", "worker": 0, "wseq": 1, "time": 0.0, "name": "ok"})
     rejected = Rejections()
-    taken = _checked(Delivery(0, 2, body), frozenset({"custom"}), SequenceChecker(), rejected)
+    taken = _checked(Delivery(0, 2, body), Reading(frozenset({"custom"})), SequenceChecker(),
+                     rejected)
     assert [(event.seq, event.KIND) for event in taken] == [(1, "custom")]
     assert rejected.count == 1 and rejected.first[0].startswith("seq 0: unknown event kind")
 
