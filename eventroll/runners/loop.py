@@ -79,7 +79,10 @@ class BusSink:
     attempt is void), and the caller plays the episode again.
     """
 
-    MESSAGE_STEPS = 512  # at 20,000 steps/s a worker, a step waits at most 26 ms to be sent
+    # a message waits for 2,048 steps or 50 ms (flush_interval), whichever comes first: at
+    # 70,000 CartPole steps/s a worker, 29 ms; packed, its episodes cost the recorders little
+    # more than the message itself, whose wake-ups are what fewer messages save
+    MESSAGE_STEPS = 2048
     MESSAGE_BYTES = 1 << 18
 
     def __init__(self, publisher: Publisher, *, pid: int, batch_steps: int = 64,
