@@ -4,9 +4,11 @@
 What it measures
 ----------------
 One CartPole-v1 event log of at least ``--steps`` steps is recorded first
-(``SequentialRunner``, random policy, fixed seeds, event log only). Then, for
-``--repeats`` rounds, each recorder builds its artifact from that log in this
-process, timed with ``time.perf_counter``:
+(``SequentialRunner``, random policy, fixed seeds, event log only), a record an event
+(``recording.pack_episodes=false``), and the same log with its whole episodes packed
+(:mod:`eventroll.packing`, as runs record by default). Then, for ``--repeats``
+rounds, each recorder builds its artifact from the first log in this process, timed
+with ``time.perf_counter``:
 
 * ``flat HDF5, recorder alone``: the events are decoded into memory before
   the clock starts; the clock covers ``TrajectoryRecorder.handle`` for every
@@ -19,14 +21,16 @@ process, timed with ``time.perf_counter``:
   recorders are present in this checkout.
 * ``process loop, trajectories+stats`` and ``process loop, event log``: the
   loop a recorder process runs (``record_deliveries``), fed the log's records
-  as the hub delivers them (``MESSAGE_RECORDS`` records a message, about the
-  512 steps a worker sends at once), through a stand-in for the subscription
+  as the hub delivers them (a message once ``BusSink.MESSAGE_STEPS`` steps are in
+  it, as a worker sends them), through a stand-in for the subscription
   socket; timed in CPU seconds of this process (``time.process_time``), so
-  that the machine's other load counts less. Run it with ``PYTHONPATH`` set to
-  another checkout to compare two versions side by side.
+  that the machine's other load counts less; ``, packed``: fed the packed log's.
+  Run it with ``PYTHONPATH`` set to another checkout to compare two versions side
+  by side.
 * ``replay, trajectories+stats``: ``eventroll.recording.replay_run`` over the
   log's run directory in one process (``parts=1``; ``eventroll replay`` cuts a
-  large log into one part a core, each in a process of its own), in CPU seconds.
+  large log into one part a core, each in a process of its own), in CPU seconds;
+  ``, packed``: over the packed log's.
 * ``floor, decode + columns``: what a replay of this design cannot do without,
   in CPU seconds: decode every record (msgpack, arrays undecoded), check each
   step array's head against the one its field and row count must have, keep a
@@ -48,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 import os
 import shutil
 import statistics
@@ -67,12 +72,15 @@ from eventroll.recording import replay_run
 STEPS_PER_EPISODE = 22.2
 
 
-def record_log(workdir: str, steps: int) -> tuple[str, int]:
-    """A CartPole event log of at least ``steps`` steps, and its step count."""
+def record_log(workdir: str, steps: int, pack: bool = False) -> tuple[str, int]:
+    """A CartPole event log of at least ``steps`` steps, and its step count; with ``pack``,
+    its whole episodes packed (:mod:`eventroll.packing`), else a record an event."""
     n_episodes = int(steps / STEPS_PER_EPISODE * 1.03) + 1
     runner = SequentialRunner(n_episodes=n_episodes, record_trajectory=False, console=None,
-                              recording={"stats": False}, env_base_seed=1, agent_base_seed=2)
-    result = runner.run_with("CartPole-v1", run_dir=os.path.join(workdir, "source"))
+                              recording={"stats": False, "pack_episodes": pack},
+                              env_base_seed=1, agent_base_seed=2)
+    result = runner.run_with("CartPole-v1", run_dir=os.path.join(
+        workdir, "source-packed" if pack else "source"))
     if not result.ok:
         sys.exit(f"recording the source log failed: {result.errors}")
     return result.event_log, result.steps
@@ -113,9 +121,6 @@ def recorders(workdir: str) -> dict[str, Callable[[str], tuple[Any, str]]]:
     return found
 
 
-MESSAGE_RECORDS = 69
-
-
 class Deliveries:
     """Stands in for a recorder's subscription: hands out the messages, then the total."""
 
@@ -132,16 +137,26 @@ class Deliveries:
 
 
 def messages_of(log: str) -> tuple[list[Any], int]:
-    """The log's records as bus deliveries of ``MESSAGE_RECORDS`` records, and their count."""
-    from eventroll import codec
+    """The log's records as the hub delivers them (as they are stored: packed ones whole),
+    a message once ``BusSink.MESSAGE_STEPS`` steps are in it, and the number of events."""
+    from eventroll import codec, packing
     from eventroll.bus import Delivery
     from eventroll.recorders.eventlog import EventLogReader
+    from eventroll.runners.loop import BusSink
 
-    records = [codec.encode({key: value for key, value in record.items() if key != "seq"})
-               for record in EventLogReader(log).records()]
-    return [Delivery(first, len(records[first:first + MESSAGE_RECORDS]),
-                     b"".join(records[first:first + MESSAGE_RECORDS]))
-            for first in range(0, len(records), MESSAGE_RECORDS)], len(records)
+    messages, body, events, steps, seq = [], [], 0, 0, 0
+    for record in EventLogReader(log, packed=True).records():
+        body.append(codec.encode({key: value for key, value in record.items() if key != "seq"}))
+        events += packing.event_count(record)
+        kind = record["kind"]
+        steps += (record["n"] if kind == "step.batch" else
+                  sum(record["length"]) if kind == packing.KIND else 0)
+        if steps >= BusSink.MESSAGE_STEPS:
+            messages.append(Delivery(seq, events, b"".join(body)))
+            body, seq, events, steps = [], seq + events, 0, 0
+    if body:
+        messages.append(Delivery(seq, events, b"".join(body)))
+    return messages, seq + events
 
 
 def process_loops(workdir: str) -> dict[str, Callable[[str], Any]]:
@@ -266,9 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     workdir = tempfile.mkdtemp(prefix="eventroll-bench-")
     try:
         log, steps = record_log(workdir, args.steps)
-        print(f"source log: {steps:,} steps, {size_of(log) / steps:.1f} bytes/step", file=sys.stderr)
+        packed_log, _ = record_log(workdir, args.steps, pack=True)
+        print(f"source log: {steps:,} steps, {size_of(log) / steps:.1f} bytes/step "
+              f"({size_of(packed_log) / steps:.1f} packed)", file=sys.stderr)
         decoded = list(read_events(log))
-        messages, n_records = messages_of(log)
+        deliveries = {"": messages_of(log), ", packed": messages_of(packed_log)}
         factories = recorders(workdir)
         loops = process_loops(workdir)
         times: dict[str, list[float]] = {}
@@ -290,18 +307,21 @@ def main(argv: list[str] | None = None) -> int:
                     feed(recorder, read_events(log))
                     times.setdefault(f"{name}, decode + record", []).append(
                         time.perf_counter() - started)
-            for name, factory in loops.items():
-                recorder = factory(str(round_index))
+            for (name, factory), (suffix, (messages, n_events)) in itertools.product(
+                    loops.items(), deliveries.items()):
+                recorder = factory(f"{round_index}{suffix.strip(', ')}")
                 started = time.process_time()
-                report = record_deliveries(recorder, Deliveries(messages, n_records))
-                times.setdefault(name, []).append(time.process_time() - started)
+                report = record_deliveries(recorder, Deliveries(messages, n_events))
+                times.setdefault(name + suffix, []).append(time.process_time() - started)
                 if report["errors"]:
-                    sys.exit(f"{name}: {report['errors'][:3]}")
-            started = time.process_time()
-            replay_run(os.path.dirname(log), os.path.join(workdir, f"replay-{round_index}"),
-                       parts=1)
-            times.setdefault("replay, trajectories+stats", []).append(
-                time.process_time() - started)
+                    sys.exit(f"{name}{suffix}: {report['errors'][:3]}")
+            for suffix, source in (("", log), (", packed", packed_log)):
+                started = time.process_time()
+                replay_run(os.path.dirname(source),
+                           os.path.join(workdir, f"replay-{round_index}{suffix.strip(', ')}"),
+                           parts=1)
+                times.setdefault("replay, trajectories+stats" + suffix, []).append(
+                    time.process_time() - started)
             started = time.process_time()
             floor(log, os.path.join(workdir, f"floor-{round_index}.h5"))
             times.setdefault("floor, decode + columns", []).append(time.process_time() - started)
