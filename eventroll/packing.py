@@ -155,10 +155,11 @@ def packed(whole: list[tuple[EpisodeStart, StepBatch, EpisodeEnd]]) -> Episodes:
 
 
 # -- unpacking (a reader) -----------------------------------------------------------------
-_LISTS = (  # field, the types its items may have
+_LISTS = tuple((name, frozenset(types)) for name, types in (  # field, its items' types
     ("episode", (int,)), ("env_seed", (int, type(None))), ("agent_seed", (int, type(None))),
     ("length", (int,)), ("return_", (float,)), ("end_terminated", (bool,)),
-    ("end_truncated", (bool,)), ("wall_time", (float,)))
+    ("end_truncated", (bool,)), ("wall_time", (float,))))
+_FLOAT = frozenset({float})
 _STEP_COLUMNS = ("action", "observation", "reward", "terminated", "truncated")
 
 
@@ -174,11 +175,11 @@ def checked(record: dict, *, arrays: bool = True) -> Episodes:
         raise EventError(f"an episodes record has n={n!r:.20}, expected an int >= 1")
     for name, types in _LISTS:
         values = getattr(packed_, name)
-        if len(values) != n or not all(type(value) in types for value in values):
+        if len(values) != n or not types.issuperset(map(type, values)):
             raise EventError(f"episodes field {name.rstrip('_')!r} does not hold {n} values "
-                             f"of type {' or '.join(t.__name__ for t in types)}")
-    if len(packed_.times) != EVENTS_PER_EPISODE * n or not all(
-            type(time) is float for time in packed_.times):
+                             f"of type {' or '.join(sorted(t.__name__ for t in types))}")
+    if len(packed_.times) != EVENTS_PER_EPISODE * n or not _FLOAT.issuperset(
+            map(type, packed_.times)):
         raise EventError(f"episodes field 'times' does not hold {EVENTS_PER_EPISODE * n} floats")
     if min(packed_.length) < 1:
         raise EventError("an episodes record holds an episode of length < 1")

@@ -300,6 +300,14 @@ class ValueCounts:
         if len(counts) > self.DISTINCT_LIMIT:
             self._spill()
 
+    def add_all(self, values: list) -> None:
+        """:meth:`add` each of ``values``."""
+        if self._counts is None:
+            self._values.extend(values)
+            return
+        for value, count in Counter(values).items():
+            self.add(value, count)
+
     def _spill(self) -> None:
         """Keep every value in the array from now on."""
         if self._counts is not None:
@@ -363,6 +371,18 @@ class EndedEpisodes:
             self.lengths.add(length)
         if values or steps:
             self._custom[episode] = (values, steps, aborted)
+
+    def add_all(self, episodes: list[int], returns: list[float], lengths: list[int]) -> bool:
+        """Add completed episodes without custom values, as :meth:`add` adds each; False, and
+        nothing added, if one of them had ended or a length is beyond int64."""
+        seen = self._seen
+        if any(episode in seen for episode in episodes) or not all(map(fits_int, lengths)):
+            return False
+        for episode in episodes:
+            seen.add(episode)
+        self.returns.add_all(returns)
+        self.lengths.add_all(lengths)
+        return True
 
     def portable(self) -> dict[str, Any]:
         """What was kept, as plain data for :meth:`join`; not the custom values."""
@@ -437,6 +457,9 @@ class StatsAggregator:
             self._on_episode_end(event)
         elif kind == "episodes":  # whole episodes, packed
             self._steps += sum(event.length)
+            if self._open.keys().isdisjoint(event.episode) and self._ended.add_all(
+                    event.episode, event.return_, event.length):
+                return  # none had custom values, none had ended, every length fits
             for episode, return_, length in zip(event.episode, event.return_, event.length):
                 self._episode_ended(episode, False, return_, length)
         elif kind == "episode.lost":  # what arrived of it is void; it may be played again

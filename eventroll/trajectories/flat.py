@@ -203,6 +203,20 @@ def _index_problem(index: int, worker: int, env_seed: int | None, agent_seed: in
     return None
 
 
+def _fit_the_index(packed: Episodes) -> bool:
+    """Whether the index values of packed episodes all fit the file, checked at once: seeds
+    present and >= 0, every value an int64, the worker an int32 (False: some may not, and
+    :func:`_index_problem` says which)."""
+    if not fits_int(packed.worker, 32) or None in packed.env_seed or None in packed.agent_seed:
+        return False
+    try:
+        values = np.array([packed.episode, packed.env_seed, packed.agent_seed, packed.length],
+                          np.int64)
+    except OverflowError:
+        return False
+    return bool((values[1:3] >= 0).all())
+
+
 def _heap_rows(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     """msgpack bytes of each value, as one byte array and the rows' lengths."""
     blobs = [codec.encode(value) for value in values]
@@ -442,10 +456,11 @@ class FlatWriter(BlockWriter):
                           for terminated, truncated in zip(packed.end_terminated,
                                                            packed.end_truncated)],
                          packed.return_, packed.length, [True] * packed.n))
-        for index, worker, env_seed, agent_seed, _, _, length, _ in index_rows:
-            problem = _index_problem(index, worker, env_seed, agent_seed, length)
-            if problem is not None:
-                raise EventError(f"episode {index}: {problem}")
+        if not _fit_the_index(packed):  # then say which does not, and how
+            for index, worker, env_seed, agent_seed, _, _, length, _ in index_rows:
+                problem = _index_problem(index, worker, env_seed, agent_seed, length)
+                if problem is not None:
+                    raise EventError(f"episode {index}: {problem}")
         try:
             taken = self._packed_rows(packed, lengths, ends)
         except (KeyError, IndexError, TypeError, ValueError) as exc:  # codec and event errors too

@@ -157,9 +157,9 @@ class TrajectoryCollector:
         elif kind == "episode.lost":  # what arrived of it is void; it may be played again
             self._open.pop(event.episode, None)
         elif kind == "episodes":  # whole episodes, packed: each starts and ends here
-            for index in event.episode:
-                self._damaged.discard(index)
-                self._open.pop(index, None)
+            self._damaged.difference_update(event.episode)
+            for index in self._open.keys() & set(event.episode):
+                del self._open[index]
         elif kind == "run.start":
             self.run_start = event
             self._run_seeds = (episode_seeds(event.env_seeds), episode_seeds(event.agent_seeds))

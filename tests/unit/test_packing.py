@@ -14,8 +14,11 @@ from eventroll import codec, packing
 from eventroll.bus import Publisher
 from eventroll.custom import record_event
 from eventroll.errors import EventError
+from eventroll.events import from_record
 from eventroll.policies import RandomPolicy
 from eventroll.runners.loop import BusSink, run_episode
+from eventroll.stats import StatsAggregator, ValueCounts
+from eventroll.trajectories.flat import FlatWriter
 
 UNSTAMPED = ("time", "wall_time")  # what differs between two plays of the same episodes
 
@@ -162,3 +165,52 @@ def test_event_count():
     assert packing.event_count(record) == 3 * record["n"] == 24
     assert packing.event_count({"kind": "episodes", "n": "8"}) == 1  # refused when read
     assert packing.event_count({"kind": "step.batch"}) == 1
+
+
+
+def test_statistics_of_packed_episodes_equal_those_of_their_events():
+    """The statistics take packed episodes at once, as they take the events those stand
+    for; an episode that had ended already is a problem, as its episode.end alone is."""
+    record = packed_record()
+    packed, one_by_one = StatsAggregator(), StatsAggregator()
+    packed.handle(packing.checked(record))
+    for event in packing.unpacked(record):
+        one_by_one.handle(from_record(event))
+    assert packed.result() == one_by_one.result()
+    assert packed.result()["episode_count"] == record["n"]
+    packed.handle(packing.checked(record))
+    result = packed.result()
+    assert result["episode_count"] == record["n"]
+    assert sum(result["problems"].values()) == record["n"]
+
+
+@pytest.mark.parametrize("spilled", [False, True])
+def test_value_counts_add_all_adds_each(spilled):
+    values = [1.0, -0.0, 0.0, 2.5, 1.0, float("inf")]
+    together, each = ValueCounts(np.float64), ValueCounts(np.float64)
+    if spilled:
+        together._spill(), each._spill()
+    together.add_all(values)
+    for value in values:
+        each.add(value)
+    assert np.array_equal(together.sorted(), each.sorted()) and len(together) == len(values)
+
+
+@pytest.mark.parametrize("seeds, problem", [
+    ([None] * 8, None),
+    ([-5] + [1] * 7, "its env seed -5 is negative"),
+    ([1 << 64] + [1] * 7, "its env seed 18446744073709551616 does not fit the int64"),
+])
+def test_the_flat_file_takes_packed_episodes_whose_index_fits(tmp_path, seeds, problem):
+    """Packed episodes whose seeds are none are taken; one whose seed the file cannot hold
+    is named, and none of the record's episodes is taken."""
+    env = gym.make("CartPole-v1")
+    writer = FlatWriter(str(tmp_path / "t.h5"), env.observation_space, env.action_space)
+    record = packed_record(env_seed=seeds)
+    if problem is None:
+        writer.add_packed(packing.checked(record))
+        assert writer.close()["episodes"] == 8
+        return
+    with pytest.raises(EventError, match=f"episode {record['episode'][0]}: {problem}"):
+        writer.add_packed(packing.checked(record))
+    assert writer.close()["episodes"] == 0
