@@ -57,7 +57,7 @@ LINGER_MS = 2000
 # they bound what a pipe holds at each end, images included
 SOURCE_HWM = 16  # messages queued per source before it blocks (backpressure)
 DURABLE_HWM = 32  # messages queued for a durable subscriber before the hub waits for it
-LIVE_HWM = 64  # messages held for a live subscriber (up to 131,072 CartPole steps); it reads
+LIVE_HWM = 64  # messages held for a live subscriber (up to 262,144 CartPole steps); it reads
 # what it missed from the event log (one following an endpoint has none: it fails on a gap)
 POLL_MS = 50
 MAX_SOURCES = 4096  # workers (replacements included) and the driver: more is a hostile peer
