@@ -34,6 +34,9 @@ from eventroll.recorders.trajectories import join, report
 from eventroll.trajectories.flat import append_file
 
 MIN_BYTES = 8 << 20  # a smaller log is replayed whole (about 150,000 CartPole steps)
+# the same for a log of packed episodes (eventroll.packing): one process replays its
+# 2,500,000 CartPole steps in about 0.6 s, and forking and joining parts takes 0.1 to 0.2
+MIN_PACKED_BYTES = 96 << 20
 WINDOW_BYTES = 2 << 20  # read before a part's start at least: episodes open there began within it
 SAMPLE_BYTES = 2 << 20  # the start of the log read to see how far an episode's records spread
 MAX_PARTS = 8
@@ -72,14 +75,37 @@ def replayed(members: Sequence[Any], log: str, start: int = 0,
     return count, steps
 
 
-def default_parts(log: str) -> int:
+def default_parts(log: str, *, min_bytes: int = MIN_BYTES,
+                  min_packed_bytes: int = MIN_PACKED_BYTES) -> int:
     """As many parts as this process may use cores (at most :data:`MAX_PARTS`); one for a
-    log smaller than :data:`MIN_BYTES`, and in a process that runs threads (a thread may
-    hold a lock that a forked child would wait for forever)."""
-    if (os.path.getsize(log) < MIN_BYTES or not hasattr(os, "sched_getaffinity")
-            or threading.active_count() > 1):
+    log smaller than ``min_bytes`` (``min_packed_bytes`` if most of its first bytes are
+    packed episodes), and in a process that runs threads (a thread may hold a lock that a
+    forked child would wait for forever)."""
+    size = os.path.getsize(log)
+    if (size < min_bytes or not hasattr(os, "sched_getaffinity")
+            or threading.active_count() > 1
+            or size < min_packed_bytes and mostly_packed(log)):
         return 1
     return min(len(os.sched_getaffinity(0)), MAX_PARTS)
+
+
+def mostly_packed(log: str, sample: int = SAMPLE_BYTES) -> bool:
+    """Whether packed episodes make up most of the log's first ``sample`` bytes."""
+    reader = EventLogReader(log, arrays=False, packed=True)
+    records = reader.records()
+    packed = previous = 0
+    try:
+        for record in records:
+            if record.get("kind") == packing.KIND:
+                packed += reader.position - previous
+            previous = reader.position
+            if previous >= sample:
+                break
+    except (CodecError, EventError, AttributeError):  # damaged: one replay says where
+        return False
+    finally:
+        records.close()
+    return 2 * packed > previous
 
 
 def replay_in_parts(log: str, specs: Sequence[RecorderSpec], parts: int,

@@ -254,6 +254,32 @@ def test_statistics_joined_at_every_cut(killed_run):
         assert joined.result() == whole.result(), cut
 
 
+def test_a_log_of_packed_episodes_takes_parts_when_large(tmp_path):
+    """A log of packed episodes is replayed in one process below ``min_packed_bytes`` (one
+    is faster there), in parts above; the same run a record an event, in parts above
+    ``min_bytes``; in parts, a packed log replays as it does whole."""
+    import threading
+
+    from eventroll.replay_parts import MAX_PARTS, default_parts, mostly_packed
+
+    runs = {}
+    for pack in (True, False):
+        runs[pack] = str(tmp_path / f"run-{pack}")
+        ParallelRunner(n_episodes=3000, n_processes=2, console=None, env_base_seed=1,
+                       agent_base_seed=2, recording={"pack_episodes": pack}).run_with(
+            "CartPole-v1", run_dir=runs[pack])
+    logs = {pack: os.path.join(run, "events.msgpack") for pack, run in runs.items()}
+    assert mostly_packed(logs[True]) and not mostly_packed(logs[False])
+    packed_size, smallest = os.path.getsize(logs[True]), min(map(os.path.getsize, logs.values()))
+    cores = min(len(os.sched_getaffinity(0)), MAX_PARTS) if threading.active_count() == 1 else 1
+    assert default_parts(logs[False], min_bytes=smallest) == cores
+    assert default_parts(logs[True], min_bytes=smallest) == 1
+    assert default_parts(logs[True], min_bytes=smallest, min_packed_bytes=packed_size) == cores
+    for parts in (2, 3):
+        (tmp_path / f"packed{parts}").mkdir()
+        assert replay_both(runs[True], tmp_path / f"packed{parts}", parts)[1]["parts"] == parts
+
+
 def test_parts_by_default(tmp_path):
     """One a core for a log of MIN_BYTES or more, in a process without threads; one
     otherwise (a forked child could wait forever for a lock another thread held)."""
