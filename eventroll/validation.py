@@ -75,6 +75,7 @@ class Report:
     size: int = 0
     header: dict[str, Any] = field(default_factory=dict)
     records: int = 0
+    events: int = 0  # the events the records stand for (a packed record, several)
     unread_bytes: int = 0
     truncated_bytes: int = 0
     problems: list[Problem] = field(default_factory=list)
@@ -89,6 +90,8 @@ class Report:
     def verdict(self) -> str:
         """One line: valid, or how many problems and unread bytes."""
         read = f"{self.records:,} records, {self.size:,} bytes"
+        if self.events != self.records:
+            read = f"{self.events:,} events in {read}"
         if self.valid:
             return f"{self.path}: valid ({read})"
         unread = f"; {self.unread_bytes:,} bytes could not be read" if self.unread_bytes else ""
@@ -532,6 +535,7 @@ class LogChecker:
 
     def _check_event(self, record: dict[str, Any]) -> None:
         """Check the record of one event."""
+        self.report.events += 1
         self._check_order(record)
         kind = record.get("kind")
         if kind not in events.KINDS:

@@ -131,9 +131,12 @@ class TestValidate:
         with its record count and size."""
         path = runs[run] / "events.msgpack"
         code, lines = validate_lines(runs[run])
-        records = len(read_raw(path)) - 1
+        records, events = len(read_raw(path)) - 1, len(list(read_events(path)))
+        read = f"{records:,} records, {path.stat().st_size:,} bytes"
         assert code == 0
-        assert lines == [f"{path}: valid ({records:,} records, {path.stat().st_size:,} bytes)"]
+        assert lines == [f"{path}: valid ({read})" if events == records else
+                         f"{path}: valid ({events:,} events in {read})"]
+        assert events > records if run == "packed" else events >= records
 
     def test_truncated_tail(self, log):
         """A log cut in the middle of its last record: the tail's offset and size, and the
