@@ -29,11 +29,16 @@ KIND = Episodes.KIND
 EVENTS_PER_EPISODE = 3  # episode.start, step.batch, episode.end
 
 
+def is_packed(record: Any) -> bool:
+    """Whether a decoded record is a packed one (kind ``episodes``), well formed or not."""
+    return type(record) is dict and record.get("kind") == KIND
+
+
 def event_count(record: Any) -> int:
     """How many events a decoded record stands for: ``3 * n`` for a packed one, 1 for any
     other (a packed one whose ``n`` is not a positive int included: :func:`checked` refuses
     it)."""
-    if type(record) is not dict or record.get("kind") != KIND:
+    if not is_packed(record):
         return 1
     n = record.get("n")
     return EVENTS_PER_EPISODE * n if type(n) is int and n >= 1 else 1
@@ -254,11 +259,11 @@ def _envelopes(packed_: Episodes, seq: int | None):
 def expanded(records: list[Any], arrays: bool | str = True) -> list[Any]:
     """``records`` with each packed one replaced by the maps of its events
     (:func:`unpacked`)."""
-    if not any(type(record) is dict and record.get("kind") == KIND for record in records):
+    if not any(map(is_packed, records)):
         return records
     out: list[Any] = []
     for record in records:
-        if type(record) is dict and record.get("kind") == KIND:
+        if is_packed(record):
             out += unpacked(record, arrays)
         else:
             out.append(record)

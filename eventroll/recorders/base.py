@@ -199,7 +199,7 @@ def _checked(delivery: Delivery, reading: Reading, checker: SequenceChecker,
     seq = delivery.first_seq
     for record, _ in _split(delivery, arrays, rejected):
         count = packing.event_count(record)
-        if count > 1 and not reading.packed:
+        if packing.is_packed(record) and not reading.packed:
             try:
                 maps = packing.unpacked(record, arrays)
             except (CodecError, EventError) as exc:
@@ -223,7 +223,7 @@ def _take_record(record: Any, seq: int, reading: Reading, checker: SequenceCheck
         taken.append(record)
         return
     try:
-        event = (packing.checked(record, arrays=False) if count > 1 else
+        event = (packing.checked(record, arrays=False) if packing.is_packed(record) else
                  events.from_raw_record(record, reading.array_kinds))
     except (CodecError, EventError) as exc:
         rejected.add(f"seq {seq}: {exc}")

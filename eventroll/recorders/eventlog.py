@@ -155,7 +155,7 @@ class EventLogReader:
             for record in self._unpack(unpacker, base, stop):
                 if not self.header:
                     self.header = self._check_header(record)
-                elif self._packed or packing.event_count(record) == 1:
+                elif self._packed or not packing.is_packed(record):
                     yield record
                 else:
                     yield from self._unpacked(record)

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from eventroll import codec, read_events
+from eventroll.errors import CodecError
 from eventroll.inspection import PLOT_SIZE, LINE, plot_returns
 from eventroll.seeding import episode_seeds
 from eventroll.stats import Statistics
@@ -262,6 +263,9 @@ class TestValidate:
         first, after = value["seq"] + 1, value["seq"] + 3 * value["n"]
         assert any(f"seq {after} follows seq {value['seq']}: {after - first} missing (seq "
                    f"{first}..{after - 1})" in line for line in lines)
+        with pytest.raises(CodecError, match=f"malformed record before byte {changed.end}: "
+                           "episodes column 'action' does not hold a row"):
+            list(read_events(log))  # a reader of events one by one stops there, and says why
 
     def test_a_packed_log_reads_as_the_same_events(self, runs):
         """The packed run's log validates, and inspect finds in it what it finds in the same

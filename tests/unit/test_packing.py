@@ -214,3 +214,22 @@ def test_the_flat_file_takes_packed_episodes_whose_index_fits(tmp_path, seeds, p
     with pytest.raises(EventError, match=f"episode {record['episode'][0]}: {problem}"):
         writer.add_packed(packing.checked(record))
     assert writer.close()["episodes"] == 0
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_a_recorder_refuses_a_malformed_packed_record(packed):
+    """A packed record without episodes is refused and counted, whether the recorder takes
+    packed records whole or as their events; the record after it is taken."""
+    from eventroll.bus import Delivery
+    from eventroll.recorders.base import Reading, Rejections, _checked
+    from eventroll.stream import SequenceChecker
+
+    record = {key: value for key, value in packed_record(n=0, worker=0, wseq=0).items()
+              if key != "seq"}
+    body = codec.encode(record) + codec.encode(
+        {"kind": "custom", "worker": 0, "wseq": 1, "time": 0.0, "name": "ok"})
+    rejected = Rejections()
+    taken = _checked(Delivery(0, 2, body), Reading(frozenset({"custom"}), True, packed),
+                     SequenceChecker(), rejected)
+    assert [(event.seq, event.KIND) for event in taken] == [(1, "custom")]
+    assert rejected.count == 1 and "n=0, expected an int >= 1" in rejected.first[0]
