@@ -374,9 +374,11 @@ class EndedEpisodes:
 
     def add_all(self, episodes: list[int], returns: list[float], lengths: list[int]) -> bool:
         """Add completed episodes without custom values, as :meth:`add` adds each; False, and
-        nothing added, if one of them had ended or a length is beyond int64."""
+        nothing added, if one of them had ended (or comes twice) or a length is beyond
+        int64."""
         seen = self._seen
-        if any(episode in seen for episode in episodes) or not all(map(fits_int, lengths)):
+        if (any(episode in seen for episode in episodes) or len(set(episodes)) < len(episodes)
+                or not all(map(fits_int, lengths))):
             return False
         for episode in episodes:
             seen.add(episode)

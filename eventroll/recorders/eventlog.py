@@ -138,7 +138,7 @@ class EventLogReader:
         for record in self.records(start, stop):
             if is_plain is not None and is_plain(record):
                 yield record
-            elif record.get("kind") == packing.KIND:  # packed: records() left it so
+            elif packing.is_packed(record):  # records() left it so: ``packed``
                 yield packing.checked(record, arrays=self._arrays is True)
             else:
                 yield typed(record)

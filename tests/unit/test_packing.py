@@ -184,6 +184,18 @@ def test_statistics_of_packed_episodes_equal_those_of_their_events():
     assert sum(result["problems"].values()) == record["n"]
 
 
+def test_an_episode_packed_twice_is_a_problem_of_the_statistics():
+    """A packed record that holds one episode twice: the second is a problem, as a second
+    episode.end is."""
+    record = packed_record()
+    record["episode"] = [record["episode"][0]] * record["n"]
+    aggregator = StatsAggregator()
+    aggregator.handle(packing.checked(record))
+    result = aggregator.result()
+    assert result["episode_count"] == 1
+    assert sum(result["problems"].values()) == record["n"] - 1
+
+
 @pytest.mark.parametrize("spilled", [False, True])
 def test_value_counts_add_all_adds_each(spilled):
     values = [1.0, -0.0, 0.0, 2.5, 1.0, float("inf")]
