@@ -104,7 +104,8 @@ def _event_log(path: str) -> tuple[dict[str, Any], Episodes]:
         "steps": checker.steps,
         "observation_space": _space_text(start.observation_space) if start else None,
         "action_space": _space_text(start.action_space) if start else None,
-        "records": report.records, "events": report.events, "bytes": report.size, "unread_bytes": report.unread_bytes,
+        "records": report.records, "events": report.events, "bytes": report.size,
+        "unread_bytes": report.unread_bytes,
     }
     return _summary(path, fields, episodes, [str(p) for p in report.problems]), episodes
 

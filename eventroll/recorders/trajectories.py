@@ -23,8 +23,8 @@ class TrajectoryRecorder:
     datasets root, as ``MINARI_DATASETS_PATH``; ``dataset_id`` the dataset's id).
     The flat layout takes the steps' arrays undecoded (it joins their bytes), plain
     records as their maps (:meth:`handle_plain`) and packed episodes whole; of run.start
-    it reads the seeds. An episode whose arrays do not fit the spaces is left out, and the report
-    says which and why.
+    it reads the seeds. An episode whose arrays do not fit the spaces is left out, and
+    the report says which and why.
     """
 
     def __init__(self, path: str, *, layout: str = "flat", dataset_id: str | None = None,

@@ -450,12 +450,11 @@ class FlatWriter(BlockWriter):
         value does not fit."""
         lengths = np.asarray(packed.length, np.int64)
         ends = np.cumsum(lengths)
+        statuses = [STATUS_CODES[end_status(terminated, truncated, False)]
+                    for terminated, truncated in zip(packed.end_terminated, packed.end_truncated)]
         index_rows = list(zip(packed.episode, [packed.worker] * packed.n, packed.env_seed,
-                         packed.agent_seed,
-                         [STATUS_CODES[end_status(terminated, truncated, False)]
-                          for terminated, truncated in zip(packed.end_terminated,
-                                                           packed.end_truncated)],
-                         packed.return_, packed.length, [True] * packed.n))
+                              packed.agent_seed, statuses, packed.return_, packed.length,
+                              [True] * packed.n))  # as INDEX_ROW, the reset observed
         if not _fit_the_index(packed):  # then say which does not, and how
             for index, worker, env_seed, agent_seed, _, _, length, _ in index_rows:
                 problem = _index_problem(index, worker, env_seed, agent_seed, length)

@@ -114,8 +114,8 @@ class TrajectoryCollector:
     Feed every event to :meth:`handle`; it returns the finished :class:`Trajectory`
     at each ``episode.end`` (:meth:`ended` returns the :class:`Episode` itself, its
     batches as they came). A packed record's episodes (kind ``episodes``) are whole: they
-    close what was open of their indexes, and the caller takes them. Plain records may come as their maps (:meth:`plain`). Only
-    the episodes in flight are held in memory.
+    close what was open of their indexes, and the caller takes them. Plain records may
+    come as their maps (:meth:`plain`). Only the episodes in flight are held in memory.
 
     A step.batch that does not continue its episode (steps missing, or no episode.start
     before it) raises :class:`EventError` once; the episode is dropped, and its further
