@@ -86,13 +86,15 @@ def raw_array(array: np.ndarray) -> RawArray:
     return RawArray(head + array.tobytes())
 
 
-@functools.lru_cache(maxsize=4096)
-def array_head(dtype: str, shape: tuple[int, ...]) -> tuple[bytes, int]:
+def _array_head(dtype: str, shape: tuple[int, ...]) -> tuple[bytes, int]:
     """What the payload of an array of ``dtype`` (its ``str``) and ``shape`` holds before
     its data, as :func:`encode` writes it, and the payload's whole size."""
     nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
     head = msgpack.packb([dtype, list(shape), b""])[:-2] + _bin_head(nbytes)  # [:-2]: c4 00
     return head, len(head) + nbytes
+
+
+array_head = functools.lru_cache(maxsize=4096)(_array_head)  # readers check heads by it
 
 
 def decoded(value: Any) -> Any:
@@ -222,11 +224,12 @@ def _decode_ext(code: int, payload: bytes) -> Any:
 def _encoded_head(dtype: np.dtype, shape: tuple[int, ...]) -> tuple[bytes, int]:
     """:func:`array_head` of an array to encode, its dtype checked first; cached by the
     dtype and shape themselves (an array's ``dtype.str`` is a new string at every call,
-    and checking it took a fifth of a worker's encoding)."""
+    and checking it took a fifth of a worker's encoding), and only here: what it makes
+    is not kept in :func:`array_head`'s cache too."""
     if not _DTYPE_RE.match(dtype.str):
         raise CodecError(f"cannot encode a numpy array of dtype {dtype}; use a bool, "
                          "integer, float (16-64 bit), complex, bytes or unicode dtype")
-    return array_head(dtype.str, shape)
+    return _array_head(dtype.str, shape)
 
 
 class _LargeArray(Exception):

@@ -114,6 +114,8 @@ class EpisodePack:
 
     def records(self) -> list[bytes]:
         """The held events, encoded in their order; the pack is left empty."""
+        if not (self._whole or self._open):  # a source whose episodes are not plain: always
+            return []
         records = [codec.encode(packed(self._whole).to_record())] if self._whole else []
         records += [codec.encode(event.to_record()) for event in self._open]
         self._whole, self._open, self.nbytes = [], [], 0
@@ -207,7 +209,7 @@ def unpacked(record: dict, arrays: bool | str = True) -> list[dict]:
     with ``arrays`` (True, False or :data:`~eventroll.codec.RAW`) would have had them sent
     one by one: numpy values decoded, left out (None) or left undecoded. ``seq`` follows
     on from the record's, if it has one. :class:`EventError` if the record is malformed."""
-    if arrays:
+    if arrays == codec.RAW:  # sliced below: decoded first (with True they came decoded)
         record = codec.decoded(record)
     packed_ = checked(record, arrays=bool(arrays))
     column = _as_read(arrays)

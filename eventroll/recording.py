@@ -199,7 +199,7 @@ def replay_run(run_dir: str, out_dir: str, *, layout: str = "flat",
     """Rebuild a run's trajectories and statistics into ``out_dir`` from its event log
     alone, with the recording options the run had (from its ``run.start``); each event
     is decoded once and handed to both recorders. With ``parts`` (default: one a core, for
-    a log of 8 MiB or more and a caller without threads), the log is replayed in that many
+    a large log and a caller without threads: :func:`~eventroll.replay_parts.default_parts`), the log is replayed in that many
     processes (:mod:`eventroll.replay_parts`), with the same result. Returns the recorders'
     reports, with the steps and events read, the parts and the wall time."""
     from eventroll.recorders.eventlog import event_log_path, read_events

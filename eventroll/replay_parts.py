@@ -91,21 +91,11 @@ def default_parts(log: str, *, min_bytes: int = MIN_BYTES,
 
 def mostly_packed(log: str, sample: int = SAMPLE_BYTES) -> bool:
     """Whether packed episodes make up most of the log's first ``sample`` bytes."""
-    reader = EventLogReader(log, arrays=False, packed=True)
-    records = reader.records()
-    packed = previous = 0
-    try:
-        for record in records:
-            if record.get("kind") == packing.KIND:
-                packed += reader.position - previous
-            previous = reader.position
-            if previous >= sample:
-                break
-    except (CodecError, EventError, AttributeError):  # damaged: one replay says where
+    found = _sample(log, sample, packed=True)
+    if not found:  # damaged, or empty: one replay says what it is
         return False
-    finally:
-        records.close()
-    return 2 * packed > previous
+    packed = sum(end - begin for record, begin, end in found if packing.is_packed(record))
+    return 2 * packed > found[-1][2]
 
 
 def replay_in_parts(log: str, specs: Sequence[RecorderSpec], parts: int,
@@ -150,27 +140,47 @@ def sampled_window(log: str, sample: int = SAMPLE_BYTES) -> int | None:
     lay there, at least :data:`WINDOW_BYTES`. None where the parts would not join, which is
     cheaper to know now: an episode that began in the sample's first half has not ended at
     its end (long episodes of large observations), or the sample cannot be read."""
-    reader = EventLogReader(log, arrays=False)
-    records = reader.records()
+    found = _sample(log, sample, packed=False)
+    if found is None:
+        return None
     begun: dict[Any, int] = {}
-    widest = previous = 0  # previous: where the record just read began
+    widest = 0
     try:
-        for record in records:
+        for record, begin, end in found:
             kind, episode = record.get("kind"), record.get("episode")
             if kind == "episode.start":
-                begun[episode] = previous
+                begun[episode] = begin
             elif kind == "episode.end" and episode in begun:
-                widest = max(widest, reader.position - begun.pop(episode))
+                widest = max(widest, end - begun.pop(episode))
+    except TypeError:  # an episode index that is no key: damaged, one replay says where
+        return None
+    read = found[-1][2] if found else 0
+    if any(began < read / 2 for began in begun.values()):
+        return None
+    return max(WINDOW_BYTES, 4 * widest)
+
+
+def _sample(log: str, sample: int, *, packed: bool) -> list[tuple[dict, int, int]] | None:
+    """The records of the log's first ``sample`` bytes (packed ones as they are, or as the
+    events they stand for), numpy values left out, each with where the record before it
+    ended and where it ends; None if they cannot be read or are not maps."""
+    reader = EventLogReader(log, arrays=False, packed=packed)
+    records = reader.records()
+    found: list[tuple[dict, int, int]] = []
+    previous = 0
+    try:
+        for record in records:
+            if type(record) is not dict:
+                return None
+            found.append((record, previous, reader.position))
             previous = reader.position
             if previous >= sample:
                 break
-    except (CodecError, EventError, AttributeError, TypeError):  # damaged: one replay says where
+    except (CodecError, EventError):
         return None
     finally:
         records.close()
-    if any(began < previous / 2 for began in begun.values()):
-        return None
-    return max(WINDOW_BYTES, 4 * widest)
+    return found
 
 
 def _ranges(log: str, parts: int, window: int, path: str) -> list[Part] | None:
@@ -203,7 +213,8 @@ def _replay_part(log: str, trajectories_spec: RecorderSpec, stats_spec: Recorder
         head = read_events(log, array_kinds=trajectories.array_kinds)
         trajectories.handle(next(head))  # run.start: the spaces, the file opened
         head.close()
-        reader = EventLogReader(log, array_kinds=trajectories.array_kinds)
+        reader = EventLogReader(log, array_kinds=trajectories.array_kinds,
+                                packed=trajectories.takes_packed)
         for item in reader.events(plain=True, start=part.window, stop=part.start):
             trajectories.prime(item)
         primed = trajectories.state

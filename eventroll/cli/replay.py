@@ -20,8 +20,8 @@ options:
   --out DIR        where to write (default RUN_DIR/replay; must not hold them yet)
   --layout L       flat (default) or minari
   --parts N        replay the log in N processes, cut at records, and join their
-                   results (default: one a core for a log of 8 MiB or more; 1: one
-                   process). Logs the parts cannot join (custom statistics, the
+                   results (default: one a core for a log of 8 MiB or more, 96 MiB
+                   or more if it is mostly packed episodes; 1: one process). Logs the parts cannot join (custom statistics, the
                    minari layout, an episode longer than the parts' overlap) are
                    replayed whole, with the same result.
 
